@@ -20,7 +20,7 @@ FATAL_SIGNAL = "fatal_signal"
 KINDS = (HANDLED, SIGSEGV, SIGBUS, FIXUP, OOPS, OOM, FATAL_SIGNAL)
 
 VIAS = ("handle_mm_fault", "vmalloc_fault", "spurious_fault", "kmmio", "kprobes",
-        "kmemcheck", "prefetch", "errata", "vsyscall", "die_notifier")
+        "kmemcheck", "prefetch", "errata", "vsyscall")
 SEGV_CODES = ("SEGV_MAPERR", "SEGV_ACCERR")
 BUS_CODES = ("BUS_ADRERR", "BUS_MCEERR_AR")
 OOPS_REASONS = ("bad_pagetable", "kernel_paging_request", "null_pointer_dereference", "bug")
