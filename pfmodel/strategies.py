@@ -1,0 +1,680 @@
+"""Hypothesis strategies that generate valid simulator inputs (``MachineSpec``).
+
+Use them to state your own properties of the page-fault handler and let Hypothesis
+search for (and shrink) a counterexample::
+
+    from hypothesis import given, settings
+    from pfmodel.sim.run import run
+    from pfmodel.strategies import machine_specs
+
+    @settings(max_examples=300, deadline=None)
+    @given(machine_specs(arch="x86_64", mode="user"))
+    def test_user_faults_never_oops(spec):
+        result = run(spec)
+        assert result.outcome.kind != "oops" or spec.access.error_code is not None \\
+            or any(f.error_code & 0x8 for f in result.faults)   # PF_RSVD
+
+The building blocks compose the same way::
+
+    from hypothesis import strategies as st
+    from pfmodel.strategies import env_specs, error_codes, pte_values, vma_layouts
+
+    @given(pte_values("i386-pae"))                 # one raw PTE word
+    def test_my_pte_decoder(value): ...
+
+    @given(machine_specs(env=env_specs(fault=st.just(["RETRY"]))))
+    def test_retry_once(spec): ...
+
+What is generated (every value is a valid ``MachineSpec``):
+
+* ``arch``: one of ``x86_64``, ``i386-pae``, ``i386`` (or the one you ask for).
+* ``vmas``: 0-4 VMAs, sorted, non-overlapping, page-aligned, inside the arch's user
+  range (``[PAGE_SIZE, TASK_SIZE_MAX)``); adjacent ones and one-page gaps are common;
+  a GROWSDOWN stack near the top is common; hugetlb VMAs are huge-page aligned.
+* ``entries``: page-table entries at addresses inside the VMAs (mostly) or
+  anywhere in user space, with realistic and odd values: present user pages,
+  PROT_NONE / NUMA-hint entries, swap, migration and hwpoison entries, reserved
+  bits, raw noise, and on the pmd/pud level huge (PSE) entries.  No two entries
+  cover one another (a huge pmd never shares its 2 MiB with a pte entry).
+* ``access``: read / write / fetch, user or kernel mode, sometimes an implicit
+  supervisor access; the address is chosen relative to the layout (inside a VMA,
+  at its edges, just below a stack, page 0, kernel space, TASK_SIZE_MAX, vmalloc,
+  the vsyscall page); sometimes an ``error_code`` given directly.
+* ``regs``, ``cpu``, ``task``, ``kernel`` and ``env``: across their domains.
+
+All strategies are deterministic functions of Hypothesis's choice sequence, so
+``@settings(derandomize=True)`` and the example database work as usual.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from .sim.constants import (
+    TASK_SIZE_MAX,
+    VM_ACCOUNT,
+    VM_DONTEXPAND,
+    VM_EXEC,
+    VM_GROWSDOWN,
+    VM_HUGEPAGE,
+    VM_HUGETLB,
+    VM_IO,
+    VM_LOCKED,
+    VM_MAYEXEC,
+    VM_MAYREAD,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_MIXEDMAP,
+    VM_NOHUGEPAGE,
+    VM_PFNMAP,
+    VM_READ,
+    VM_SHARED,
+    VM_STACK_FLAGS,
+    VM_UFFD_MISSING,
+    VM_WRITE,
+    VMALLOC_START_32,
+    VMALLOC_START_64,
+    PAGE_OFFSET_64,
+    START_KERNEL_MAP_64,
+    VSYSCALL_ADDR,
+    stack_cushion,
+)
+from .sim.spec import (
+    FAULT_RESULTS,
+    AccessSpec,
+    CpuSpec,
+    EntrySpec,
+    EnvSpec,
+    KernelSpec,
+    MachineSpec,
+    RegsSpec,
+    TaskSpec,
+    VmaSpec,
+)
+from .x86.constants import (
+    PAGE_SIZE,
+    PF_INSTR,
+    PF_PROT,
+    PF_RSVD,
+    PF_USER,
+    PF_WRITE,
+    X86_EFLAGS_AC,
+    X86_EFLAGS_IF,
+    X86_EFLAGS_TF,
+    X86_EFLAGS_VM,
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_GLOBAL,
+    _PAGE_NX,
+    _PAGE_PCD,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_PSE,
+    _PAGE_PWT,
+    _PAGE_RW,
+    _PAGE_SOFT_DIRTY,
+    _PAGE_SPECIAL,
+    _PAGE_SPLITTING,
+    _PAGE_USER,
+)
+from .x86.paging import ARCHES, Arch
+
+__all__ = [
+    "ARCH_NAMES",
+    "arches",
+    "machine_specs",
+    "vma_specs",
+    "vma_layouts",
+    "pte_values",
+    "pmd_values",
+    "entry_specs",
+    "error_codes",
+    "access_specs",
+    "cpu_specs",
+    "regs_specs",
+    "task_specs",
+    "kernel_specs",
+    "env_specs",
+]
+
+ARCH_NAMES: tuple[str, ...] = tuple(sorted(ARCHES))
+
+# Allocation purposes the simulator may be asked to fail (PhysMem.alloc_page and the
+# kernel allocators it stands for).  Unknown purposes simply never match.
+ALLOC_PURPOSES = ("pud", "pmd", "pte", "anon_page", "cow_page", "anon_vma", "thp", "swap_page")
+
+# Error codes real x86 pushes often (KF 1.4, 3.3), to weight the mix toward them.
+_COMMON_CODES = (
+    0,
+    PF_WRITE,
+    PF_USER,
+    PF_USER | PF_WRITE,
+    PF_USER | PF_INSTR,
+    PF_PROT,
+    PF_PROT | PF_WRITE,
+    PF_PROT | PF_USER,
+    PF_PROT | PF_USER | PF_WRITE,
+    PF_PROT | PF_USER | PF_INSTR,
+    PF_PROT | PF_INSTR,
+    PF_PROT | PF_RSVD,
+    PF_PROT | PF_RSVD | PF_USER,
+    PF_PROT | PF_RSVD | PF_USER | PF_WRITE,
+    PF_INSTR,
+)
+
+
+def _arch(arch: str | Arch) -> Arch:
+    if isinstance(arch, Arch):
+        return arch
+    try:
+        return ARCHES[arch]
+    except KeyError:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCH_NAMES)}") from None
+
+
+def _user_top(arch: Arch) -> int:
+    """First address above user space (TASK_SIZE_MAX)."""
+    return TASK_SIZE_MAX[arch.name]
+
+
+def arches() -> st.SearchStrategy[str]:
+    """An arch name."""
+    return st.sampled_from(ARCH_NAMES)
+
+
+# --- Page-table entry values ----------------------------------------------------
+
+def _frames(arch: Arch) -> st.SearchStrategy[int]:
+    """A physical frame address that fits every arch (below 4 GiB)."""
+    return st.integers(0x100, 0xFFFFF).map(lambda pfn: pfn << 12)
+
+
+def _bitset(*masks: int) -> st.SearchStrategy[int]:
+    return st.lists(st.sampled_from(masks), max_size=len(masks)).map(lambda ms: sum(set(ms)))
+
+
+def _present_ptes(arch: Arch) -> st.SearchStrategy[int]:
+    nx = (_PAGE_NX,) if arch.has_nx else ()
+    return st.builds(
+        lambda frame, rights, extra: frame | _PAGE_PRESENT | rights | extra,
+        _frames(arch),
+        _bitset(_PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, *nx),
+        st.one_of(st.just(0), _bitset(_PAGE_PWT, _PAGE_PCD, _PAGE_GLOBAL, _PAGE_SPECIAL, _PAGE_SOFT_DIRTY)),
+    )
+
+
+def _protnone_ptes(arch: Arch) -> st.SearchStrategy[int]:
+    # PAGE_NONE (PROTNONE|ACCESSED) and NUMA hints: P=0, bit 8 = 1 (KF 1.3).
+    nx = (_PAGE_NX,) if arch.has_nx else ()
+    return st.builds(
+        lambda frame, extra: frame | _PAGE_PROTNONE | extra,
+        _frames(arch),
+        _bitset(_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_USER, *nx),
+    )
+
+
+def _swap_ptes(arch: Arch) -> st.SearchStrategy[int]:
+    """Swap, migration (types 30, 31) and hwpoison (type 29) entries (KF 1.3)."""
+    types = st.one_of(st.integers(0, 3), st.sampled_from((29, 30, 31)), st.integers(0, 31))
+    offsets = st.one_of(st.integers(0, 0xFF), st.integers(0, 0x7FFFF))
+    soft_dirty = st.sampled_from((0, _PAGE_PSE))  # _PAGE_SWP_SOFT_DIRTY
+
+    def encode(swp_type: int, offset: int, sd: int) -> int:
+        if arch.name == "i386-pae":
+            # The whole entry lives in the high word; the low word is 0.
+            return (swp_type | (offset << 5)) << 32
+        value = (swp_type << 1) | (offset << 9) | sd
+        return value & arch.entry_mask
+
+    return st.builds(encode, types, offsets, soft_dirty).filter(bool)
+
+
+def _reserved_ptes(arch: Arch) -> st.SearchStrategy[int]:
+    """Present entries with a reserved physical-address bit set (KF 3.5)."""
+    if arch.entry_bytes == 4:
+        return _present_ptes(arch)  # 2-level PTEs have no reserved bits
+    low = arch.phys_mask_shift
+    high = 51 if arch.levels == 4 else 62
+    return st.builds(lambda v, bit: v | (1 << bit), _present_ptes(arch), st.integers(low, high))
+
+
+def pte_values(arch: str | Arch = "x86_64") -> st.SearchStrategy[int]:
+    """One raw PTE word of ``arch``'s width: none, present (realistic rights), PROT_NONE,
+    swap/migration/hwpoison, reserved bits set, or noise."""
+    a = _arch(arch)
+    return st.one_of(
+        st.just(0),
+        _present_ptes(a),
+        _protnone_ptes(a),
+        _swap_ptes(a),
+        _reserved_ptes(a),
+        st.integers(0, a.entry_mask),
+    )
+
+
+def pmd_values(arch: str | Arch = "x86_64", *, level: str = "pmd") -> st.SearchStrategy[int]:
+    """A leaf-or-none entry for the pmd (or pud) level: none, a huge (PSE) page, a huge
+    PROT_NONE/NUMA entry, a THP being split (4.4), a huge page with reserved bits, or a
+    non-present swap-like word.  Never a present table link: the simulator builds
+    those itself, and a scenario link would point at memory that holds no table."""
+    a = _arch(arch)
+    shift = a.pud_shift if level == "pud" else a.pmd_shift
+    aligned = st.integers(1, 0xFFFFFFFF >> shift).map(lambda n: n << shift)
+    nx = (_PAGE_NX,) if a.has_nx else ()
+    rights = _bitset(_PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, *nx)
+    huge = st.builds(lambda f, r: f | _PAGE_PRESENT | _PAGE_PSE | r, aligned, rights)
+    options = [
+        st.just(0),
+        huge,
+        st.builds(lambda f, r: f | _PAGE_PROTNONE | _PAGE_PSE | r, aligned, rights),
+        st.builds(lambda f, r: f | _PAGE_PSE | r, aligned, rights),  # P=0 huge
+    ]
+    if level == "pmd":
+        options.append(huge.map(lambda v: v | _PAGE_SPLITTING))
+    if a.entry_bytes == 8:
+        options.append(st.builds(lambda v, b: v | (1 << b), huge, st.integers(13, shift - 1)))
+    return st.one_of(*options).map(lambda v: v & a.entry_mask)
+
+
+# --- VMAs -----------------------------------------------------------------------
+
+_EXTRA_FLAGS = (VM_LOCKED, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_UFFD_MISSING, VM_PFNMAP, VM_IO,
+                VM_MIXEDMAP, VM_ACCOUNT, VM_DONTEXPAND)
+
+
+@st.composite
+def _vm_flags(draw, kind: str) -> int:
+    perms = draw(_bitset(VM_READ, VM_WRITE, VM_EXEC))
+    shared = draw(st.booleans()) if kind != "hugetlb" else draw(st.sampled_from((0, 1, 1)))
+    flags = perms
+    if shared:
+        flags |= VM_SHARED | VM_MAYSHARE
+    # MAY* normally cover the current rights; sometimes they do not (odd but legal input).
+    if draw(st.integers(0, 9)):
+        flags |= VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+    else:
+        flags |= draw(_bitset(VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC))
+    if kind == "anon" and draw(st.integers(0, 5)) == 0:
+        flags |= VM_GROWSDOWN
+    if draw(st.integers(0, 3)) == 0:
+        flags |= draw(st.sampled_from(_EXTRA_FLAGS))
+    if kind == "hugetlb":
+        flags |= VM_HUGETLB
+    return flags
+
+
+def vma_specs(arch: str | Arch = "x86_64", *, start: int, end: int,
+              kind: str | None = None, stack: bool = False) -> st.SearchStrategy[VmaSpec]:
+    """One VMA covering exactly [start, end) (page-aligned; the caller chooses the range).
+    ``stack``: a VM_STACK_FLAGS anonymous stack."""
+    _arch(arch)
+    if start % PAGE_SIZE or end % PAGE_SIZE or not 0 <= start < end:
+        raise ValueError(f"vma_specs needs a page-aligned range with start < end, got [{start:#x}, {end:#x})")
+
+    @st.composite
+    def build(draw) -> VmaSpec:
+        k = "anon" if stack else (kind or draw(st.sampled_from(("anon", "anon", "file", "file", "hugetlb"))))
+        flags = VM_STACK_FLAGS if stack else draw(_vm_flags(k))
+        if stack and draw(st.integers(0, 4)) == 0:
+            flags |= VM_EXEC
+        return VmaSpec(
+            start=start,
+            end=end,
+            flags=flags,
+            kind=k,
+            pgoff=draw(st.one_of(st.none(), st.integers(0, 0xFFFF))) if k == "file" else None,
+            anon_vma=draw(st.booleans()) if draw(st.integers(0, 3)) == 0 else True,
+            fault_handler=draw(st.integers(0, 7)) != 0 if k == "file" else True,
+            page_mkwrite=draw(st.booleans()) if k == "file" else False,
+            name="[stack]" if stack else "",
+        )
+
+    return build()
+
+
+@st.composite
+def vma_layouts(draw, arch: str | Arch = "x86_64", *, max_vmas: int = 4,
+                stack: bool | None = None) -> list[VmaSpec]:
+    """0..max_vmas VMAs: sorted, non-overlapping, page-aligned, inside user space.
+    ``stack`` True/False forces/forbids a GROWSDOWN stack at the top (None: sometimes)."""
+    a = _arch(arch)
+    top = _user_top(a)
+    huge = a.pmd_size
+    count = draw(st.integers(0, max_vmas))
+    want_stack = draw(st.booleans()) if stack is None else stack
+    plain = count - 1 if (want_stack and count) else count
+
+    vmas: list[VmaSpec] = []
+    cursor = draw(st.sampled_from((0x10000, 0x400000, 0x08048000, 0x40000000))) if a.word_bits == 32 else \
+        draw(st.sampled_from((0x10000, 0x400000, 0x7F0000000000, 0x600000)))
+    cursor = max(PAGE_SIZE, cursor + draw(st.integers(0, 255)) * PAGE_SIZE)
+    for _ in range(plain):
+        kind = draw(st.sampled_from(("anon", "anon", "file", "file", "hugetlb")))
+        gap = draw(st.sampled_from((0, 0, 1, 2, 16, 0x1000))) * PAGE_SIZE
+        pages = draw(st.one_of(st.integers(1, 4), st.integers(1, 600)))
+        start = cursor + gap
+        if kind == "hugetlb":
+            start = -(-start // huge) * huge
+            end = start + draw(st.integers(1, 2)) * huge
+        else:
+            end = start + pages * PAGE_SIZE
+        if end > top - 0x200000:
+            break
+        vmas.append(draw(vma_specs(a, start=start, end=end, kind=kind)))
+        cursor = end
+    if want_stack and count:
+        # The stack sits near the top of user space, above everything else; sometimes a
+        # VMA right below it (a one-page gap or none) blocks growth.
+        size = draw(st.integers(1, 64)) * PAGE_SIZE
+        end = top - draw(st.sampled_from((0, 1, 0x800))) * PAGE_SIZE
+        start = end - size
+        if vmas and len(vmas) + 2 <= count and draw(st.integers(0, 3)) == 0:
+            below_end = start - draw(st.sampled_from((0, 1))) * PAGE_SIZE
+            below_start = below_end - draw(st.integers(1, 8)) * PAGE_SIZE
+            if below_start >= vmas[-1].end:
+                vmas.append(draw(vma_specs(a, start=below_start, end=below_end, kind="anon")))
+        if start >= (vmas[-1].end if vmas else PAGE_SIZE):
+            vmas.append(draw(vma_specs(a, start=start, end=end, stack=True)))
+    return vmas
+
+
+# --- Addresses ------------------------------------------------------------------
+
+def _kernel_addresses(a: Arch) -> st.SearchStrategy[int]:
+    top = _user_top(a)
+    if a.word_bits == 64:
+        fixed = (top, top + PAGE_SIZE - 1, PAGE_OFFSET_64, START_KERNEL_MAP_64, VSYSCALL_ADDR,
+                 VSYSCALL_ADDR + 0x400, VMALLOC_START_64, 0xFFFF800000000000, 0xFFFFFFFFFFFFF000)
+        anywhere = st.integers(0xFFFF800000000000, 0xFFFFFFFFFFFFFFFF)
+        vmalloc = st.integers(0, 0xFFFFF).map(lambda n: VMALLOC_START_64 + n * PAGE_SIZE)
+    else:
+        fixed = (top, VMALLOC_START_32, 0xFFFFF000, 0xFFFFFFFF)
+        anywhere = st.integers(top, 0xFFFFFFFF)
+        vmalloc = st.integers(0, 0x3FF).map(lambda n: VMALLOC_START_32 + n * PAGE_SIZE)
+    return st.one_of(st.sampled_from(fixed), vmalloc, anywhere)
+
+
+@st.composite
+def _addresses(draw, a: Arch, vmas: list[VmaSpec]) -> int:
+    """A canonical address chosen relative to the layout."""
+    top = _user_top(a)
+    choice = draw(st.integers(0, 9))
+    if vmas and choice <= 4:
+        vma = draw(st.sampled_from(vmas))
+        edge = draw(st.sampled_from(("inside", "inside", "start", "last", "end", "below", "far_below")))
+        if edge == "inside":
+            return draw(st.integers(vma.start, vma.end - 1))
+        if edge == "start":
+            return vma.start
+        if edge == "last":
+            return vma.end - 1
+        if edge == "end":
+            return vma.end if vma.end < top else vma.end - 1
+        if edge == "below":
+            return max(0, vma.start - draw(st.integers(1, 3 * PAGE_SIZE)))
+        return max(0, vma.start - draw(st.integers(0, stack_cushion(a.name) * 2)))
+    if choice == 5:
+        return draw(st.sampled_from((0, 8, PAGE_SIZE - 1, PAGE_SIZE, top - 1)))
+    if choice <= 7:
+        return draw(st.integers(0, top - 1))
+    return draw(_kernel_addresses(a))
+
+
+def error_codes(*, odd: bool = True) -> st.SearchStrategy[int]:
+    """An error code as do_page_fault receives it: mostly codes real hardware pushes,
+    also any 6-bit combination and (``odd``) words with bits no CPU of the era sets."""
+    options = [st.sampled_from(_COMMON_CODES), st.integers(0, 0x3F)]
+    if odd:
+        options.append(st.integers(0, 0x3F).map(lambda c: c | (1 << 15)))
+    return st.one_of(*options)
+
+
+def access_specs(arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = None, *,
+                 mode: str | None = None, kind: str | None = None,
+                 given_error_code: bool | None = None) -> st.SearchStrategy[AccessSpec]:
+    """The faulting access.  ``given_error_code`` True/False forces/forbids an error
+    code given directly (None: about one time in five)."""
+    a = _arch(arch)
+    layout = vmas or []
+
+    @st.composite
+    def build(draw) -> AccessSpec:
+        m = mode or draw(st.sampled_from(("user", "user", "kernel")))
+        k = kind or draw(st.sampled_from(("read", "write", "fetch")))
+        implicit = m == "user" and k != "fetch" and draw(st.integers(0, 15)) == 0
+        give = draw(st.integers(0, 4)) == 0 if given_error_code is None else given_error_code
+        return AccessSpec(
+            address=draw(_addresses(a, layout)),
+            kind=k,
+            mode=m,
+            implicit=implicit,
+            error_code=draw(error_codes()) if give else None,
+        )
+
+    return build()
+
+
+# --- Page-table entries ---------------------------------------------------------
+
+def _level_span(a: Arch, level: str) -> int:
+    return {"pte": PAGE_SIZE, "pmd": 1 << a.pmd_shift, "pud": 1 << a.pud_shift}[level]
+
+
+@st.composite
+def entry_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = None, *,
+                max_entries: int = 4, address: int | None = None) -> list[EntrySpec]:
+    """0..max_entries user page-table entries, mostly inside the VMAs and often at the
+    faulting ``address``; levels "pte", "pmd" (not on 2-level) and "pud" (x86-64).
+    No entry's span contains another's."""
+    a = _arch(arch)
+    top = _user_top(a)
+    levels = ["pte"] * 6
+    if not a.pmd_folded:
+        levels += ["pmd"]
+    if not a.pud_folded:
+        levels += ["pud"]
+    entries: list[EntrySpec] = []
+    spans: list[tuple[int, int]] = []
+    for _ in range(draw(st.integers(0, max_entries))):
+        level = draw(st.sampled_from(levels))
+        span = _level_span(a, level)
+        where = draw(st.integers(0, 3))
+        if where == 0 and address is not None and address < top:
+            addr = address
+        elif where <= 2 and vmas:
+            vma = draw(st.sampled_from(vmas))
+            addr = draw(st.integers(vma.start, vma.end - 1))
+        else:
+            addr = draw(st.integers(0, top - 1))
+        base = addr - addr % span
+        if base + span > top:
+            continue
+        if any(base < hi and lo < base + span for lo, hi in spans):
+            continue
+        value = draw(pte_values(a) if level == "pte" else pmd_values(a, level=level))
+        spans.append((base, base + span))
+        entries.append(EntrySpec(address=base, value=value, level=level))
+    return entries
+
+
+# --- Registers, CPU, task, kernel, environment ------------------------------------
+
+@st.composite
+def regs_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = None,
+               *, mode: str = "user", fixup_ips: list[int] | None = None) -> RegsSpec:
+    """Registers: ip (None or a text address, sometimes one of ``fixup_ips``), sp (None,
+    or near a stack VMA), EFLAGS with IF/AC/TF varied, vm86 on 32-bit user mode only."""
+    a = _arch(arch)
+    ip = None
+    if draw(st.booleans()):
+        if fixup_ips and draw(st.booleans()):
+            ip = draw(st.sampled_from(fixup_ips))
+        elif mode == "kernel":
+            ip = draw(st.sampled_from(_kernel_ips(a)))
+        else:
+            ip = draw(st.integers(0x400000, 0x500000))
+    sp = None
+    stacks = [v for v in (vmas or []) if v.flags & VM_GROWSDOWN]
+    if draw(st.integers(0, 2)) == 0:
+        if stacks:
+            s = draw(st.sampled_from(stacks))
+            sp = draw(st.integers(max(0, s.start - 2 * stack_cushion(a.name)), s.end))
+        else:
+            sp = draw(st.integers(0, _user_top(a) - 1))
+        sp -= sp % (a.word_bits // 8)
+    flags = 0x2 | draw(_bitset(X86_EFLAGS_IF, X86_EFLAGS_AC, X86_EFLAGS_TF))
+    if draw(st.integers(0, 3)):
+        flags |= X86_EFLAGS_IF
+    vm86 = a.word_bits == 32 and mode == "user" and draw(st.integers(0, 15)) == 0
+    if vm86:
+        flags |= X86_EFLAGS_VM
+    return RegsSpec(ip=ip, sp=sp, flags=flags, vm86=vm86)
+
+
+def _kernel_ips(a: Arch) -> tuple[int, ...]:
+    if a.word_bits == 64:
+        return (START_KERNEL_MAP_64 + 0x1000000, START_KERNEL_MAP_64 + 0x123456)
+    return (0xC1000000, 0xC1234560)
+
+
+def cpu_specs() -> st.SearchStrategy[CpuSpec]:
+    """CPU features: SMAP, SMEP, NX, CR0.WP (WP mostly on, as Linux sets it)."""
+    return st.builds(CpuSpec, smap=st.booleans(), smep=st.booleans(), nx=st.booleans(),
+                     wp=st.sampled_from((True, True, True, False)))
+
+
+def task_specs() -> st.SearchStrategy[TaskSpec]:
+    """Task context: mm or not, pagefault_disable depth, atomic, signals, rlimits."""
+    small = st.sampled_from((0, 0, 0, 1, 2))
+    return st.builds(
+        TaskSpec,
+        has_mm=st.sampled_from((True, True, True, False)),
+        pagefault_disabled=small,
+        preempt_count=small,
+        in_interrupt=st.sampled_from((False, False, False, True)),
+        fatal_signal_pending=st.sampled_from((False, False, True)),
+        memcg_oom=st.sampled_from((False, False, False, True)),
+        rlimit_stack=st.sampled_from((8 << 20, 8 << 20, 128 * 1024, PAGE_SIZE, 0, 1 << 40)),
+        rlimit_as=st.sampled_from((None, None, 1 << 20, 1 << 32)),
+        rlimit_memlock=st.sampled_from((64 * 1024, 0, 1 << 30)),
+        cap_sys_rawio=st.booleans(),
+        cap_ipc_lock=st.booleans(),
+    )
+
+
+@st.composite
+def kernel_specs(draw, arch: str | Arch = "x86_64", *, fixup_ips: list[int] | None = None,
+                 address: int | None = None) -> KernelSpec:
+    """Kernel configuration: mmap_min_addr, THP mode, NUMA balancing (x86-64), an
+    exception table, init_mm entries (vmalloc/kernel pages, sometimes at ``address``)."""
+    a = _arch(arch)
+    mappings: list[EntrySpec] = []
+    if draw(st.booleans()):
+        at = address if (address is not None and address >= _user_top(a) and a.is_canonical(address)) else None
+        for _ in range(draw(st.integers(1, 2))):
+            addr = at if (at is not None and draw(st.booleans())) else draw(_kernel_addresses(a))
+            addr -= addr % PAGE_SIZE
+            if any(m.address == addr for m in mappings):
+                continue
+            frame = draw(_frames(a))
+            kernel_page = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_GLOBAL
+            value = draw(st.one_of(
+                st.just(frame | kernel_page | (_PAGE_NX if a.has_nx else 0)),
+                st.just(frame | (kernel_page & ~_PAGE_RW)),
+                st.just(0),
+                pte_values(a),
+            ))
+            mappings.append(EntrySpec(address=addr, value=value, level="pte"))
+    return KernelSpec(
+        mmap_min_addr=draw(st.sampled_from((4096, 4096, 0, 65536))),
+        thp=draw(st.sampled_from(("never", "never", "always", "madvise"))),
+        numa_balancing=a.levels == 4 and draw(st.integers(0, 3)) == 0,
+        exception_table=list(fixup_ips or []),
+        kernel_mappings=mappings,
+        kernel_synced=draw(st.sampled_from((True, True, False))),
+        seed_expand_stack=draw(st.integers(0, 7)) == 0,
+    )
+
+
+def _results(max_size: int = 3) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.sampled_from(FAULT_RESULTS), min_size=1, max_size=max_size)
+
+
+def env_specs(**overrides: st.SearchStrategy) -> st.SearchStrategy[EnvSpec]:
+    """The environment's answers, each across its domain; mostly the benign default.
+    Keyword arguments replace the strategy of one field (``fault=st.just(["RETRY"])``)."""
+    def mostly(default, *others):
+        return st.sampled_from((default, default, default) + others)
+
+    fields: dict[str, st.SearchStrategy] = dict(
+        mmap_sem=mostly("free", "contended"),
+        kmemcheck=mostly(False, True),
+        kmmio=mostly(False, True),
+        kprobes=mostly(False, True),
+        alloc_fail=st.lists(st.sampled_from(ALLOC_PURPOSES), max_size=2, unique=True).map(sorted),
+        alloc_fail_once=st.lists(st.sampled_from(ALLOC_PURPOSES), max_size=2, unique=True).map(sorted),
+        fault=_results(),
+        page_lock=mostly("free", "contended"),
+        fatal_signal_in_wait=mostly(False, True),
+        die_notifier=mostly("continue", "stop"),
+        oom=st.sampled_from(("killed", "memcg", "lock_busy", "disabled")),
+        swap_cache=st.sampled_from(("hit", "readahead", "readahead_failed", "hwpoison")),
+        reuse=st.booleans(),
+        userfault=_results(),
+        hugetlb=_results(),
+        page_mkwrite=st.sampled_from(FAULT_RESULTS),
+        overcommit=mostly(True, False),
+        is_prefetch=mostly(False, True),
+        errata=mostly(False, True),
+        vsyscall=st.sampled_from(("emulate", "none")),
+        pte_race=mostly(False, True),
+    )
+    unknown = set(overrides) - set(fields)
+    if unknown:
+        raise TypeError(f"env_specs() has no field(s) {', '.join(sorted(unknown))}; fields: {', '.join(fields)}")
+    fields.update(overrides)
+    return st.builds(EnvSpec, **fields)
+
+
+# --- The whole machine ----------------------------------------------------------
+
+@st.composite
+def machine_specs(
+    draw,
+    arch: str | None = None,
+    *,
+    mode: str | None = None,
+    kind: str | None = None,
+    given_error_code: bool | None = None,
+    max_vmas: int = 4,
+    max_entries: int = 4,
+    env: st.SearchStrategy[EnvSpec] | None = None,
+    cpu: st.SearchStrategy[CpuSpec] | None = None,
+    task: st.SearchStrategy[TaskSpec] | None = None,
+) -> MachineSpec:
+    """A valid MachineSpec.  Fix ``arch``, ``mode`` ("user"/"kernel"), ``kind``
+    ("read"/"write"/"fetch") or ``given_error_code`` to narrow the search; pass
+    strategies for ``env``, ``cpu`` or ``task`` to replace those parts."""
+    if arch is not None:
+        _arch(arch)
+    if mode not in (None, "user", "kernel"):
+        raise ValueError(f"mode must be 'user', 'kernel' or None, got {mode!r}")
+    if kind not in (None, "read", "write", "fetch"):
+        raise ValueError(f"kind must be 'read', 'write', 'fetch' or None, got {kind!r}")
+    name = arch or draw(arches())
+    a = ARCHES[name]
+    vmas = draw(vma_layouts(a, max_vmas=max_vmas))
+    access = draw(access_specs(a, vmas, mode=mode, kind=kind, given_error_code=given_error_code))
+    fixup_ips = list(_kernel_ips(a)[:1]) if draw(st.booleans()) else []
+    return MachineSpec(
+        access=access,
+        arch=name,
+        regs=draw(regs_specs(a, vmas, mode=access.mode, fixup_ips=fixup_ips)),
+        cpu=draw(cpu or cpu_specs()),
+        task=draw(task or task_specs()),
+        kernel=draw(kernel_specs(a, fixup_ips=fixup_ips, address=access.address)),
+        vmas=vmas,
+        entries=draw(entry_specs(a, vmas, max_entries=max_entries, address=access.address)),
+        env=draw(env or env_specs()),
+        max_faults=draw(st.sampled_from((4, 4, 1, 2, 8))),
+    )
