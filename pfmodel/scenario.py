@@ -242,9 +242,9 @@ TOP_FIELDS = (
 EXPECT_FIELDS = (
     _B("outcome", "outcome", "A partial outcome object: every field given must match "
        "(`{\"kind\": \"sigsegv\"}` or `{\"kind\": \"sigsegv\", \"si_code\": \"SEGV_ACCERR\"}`)."),
+    _B("faults", "count", "How many hardware faults the access takes."),
     _B("trace_contains", "steps", "Decisions some fault's trace must contain: `\"label → value\"` "
        "(`->` also works), or a bare label for any value. Labels come from pfmodel.trace.DECISIONS."),
-    _B("faults", "count", "How many hardware faults the access takes."),
     _B("final", "final", "A partial object matched against the run's final state."),
 )
 
@@ -302,10 +302,10 @@ class Expect:
         out: dict[str, Any] = {}
         if self.outcome is not None:
             out["outcome"] = dict(self.outcome)
-        if self.trace_contains:
-            out["trace_contains"] = list(self.trace_contains)
         if self.faults is not None:
             out["faults"] = self.faults
+        if self.trace_contains:
+            out["trace_contains"] = list(self.trace_contains)
         if self.final:
             out["final"] = copy.deepcopy(self.final)
         return out
@@ -734,9 +734,24 @@ def _check_machine(p: _Parser, spec: MachineSpec, strict: bool, ekey: str) -> No
     if access.implicit and access.kind == "fetch":
         raise p.error("access.implicit", "an implicit supervisor access is a data access",
                       todo="use kind \"read\" or \"write\"")
-    if spec.regs.vm86 and arch.word_bits == 64:
-        raise p.error("regs.vm86", "vm86 mode exists only on 32-bit kernels",
-                      todo="set arch to \"i386\" or \"i386-pae\", or drop vm86")
+    if spec.regs.vm86 and (arch.word_bits == 64 or access.mode != "user"):
+        raise p.error("regs.vm86", "vm86 mode exists only in user mode on 32-bit kernels",
+                      todo="set arch to \"i386\" or \"i386-pae\" and mode to \"user\", or drop vm86")
+    if access.error_code is not None and access.error_code >= 1 << 16:
+        raise p.error("access.error_code", f"{access.error_code:#x} does not fit in 16 bits",
+                      why="the page-fault error code defines bits 0..15 only",
+                      todo="drop the high bits")
+    limit = TASK_SIZE_MAX[arch.name]
+    for i, e in enumerate(spec.entries):
+        if e.address >= limit:
+            raise p.error(f"{ekey}[{i}].address", f"{e.address:#x} is in the kernel half",
+                          why=f"{ekey} are the task's user page tables (below TASK_SIZE_MAX {limit:#x})",
+                          todo="put kernel mappings in kernel.kernel_mappings")
+    for i, e in enumerate(spec.kernel.kernel_mappings):
+        if e.address < limit:
+            raise p.error(f"kernel.kernel_mappings[{i}].address", f"{e.address:#x} is in the user half",
+                          why="init_mm's tables hold the kernel's own mappings",
+                          todo=f"give a kernel address (>= {limit:#x}); user pages go in \"ptes\"")
     if spec.kernel.numa_balancing and arch.word_bits != 64:
         raise p.error("kernel.numa_balancing", "NUMA balancing is x86_64 only in Linux 4.4",
                       todo="drop numa_balancing, or set arch to \"x86_64\"")
@@ -754,11 +769,10 @@ def _check_machine(p: _Parser, spec: MachineSpec, strict: bool, ekey: str) -> No
                           todo=f"start vmas[{b}] at or above {va.end:#x}, or merge the two")
     spec.vmas = [spec.vmas[i] for i in ordered]
     if strict:
-        limit = TASK_SIZE_MAX[arch.name]
         for i, e in enumerate(spec.entries):
-            if e.level == "pte" and e.address < limit and not any(v.start <= e.address < v.end for v in spec.vmas):
+            if e.level == "pte" and not any(v.start <= e.address < v.end for v in spec.vmas):
                 raise p.error(f"{ekey}[{i}]", f"no VMA covers the pte at {e.address:#x}",
-                              why="\"strict\" is set: user page-table entries must lie inside a VMA "
+                              why="\"strict\" is set: user ptes must lie inside a VMA "
                                   "(the kernel zaps them on munmap)",
                               todo="add a VMA around it, remove the entry, or drop \"strict\"")
 

@@ -229,6 +229,12 @@ def test_expect_fields_parse_and_outcome_shorthand():
     (doc(task={"has_mm": False}, vmas=[{"start": "0x600000", "end": "0x601000", "flags": 1}]), "task.has_mm",
      "no VMAs"),
     (doc(regs={"vm86": True}), "regs.vm86", "32-bit"),
+    (doc(arch="i386", access={"address": 1, "mode": "kernel"}, regs={"vm86": True}), "regs.vm86", "user mode"),
+    (doc(access={"address": 1, "error_code": "0x10000"}), "access.error_code", "16 bits"),
+    (doc(ptes=[{"address": "0xffffc90000001000", "value": 1}]), "ptes[0].address", "kernel half"),
+    (doc(entries=[{"address": "0x7ffffffff000", "value": 1}]), "entries[0].address", "kernel half"),
+    (doc(kernel={"kernel_mappings": [{"address": "0x601000", "value": 1}]}), "kernel.kernel_mappings[0].address",
+     "user half"),
     (doc(format="pfmodel-scenario/2"), "format", "not one this pfmodel reads"),
     (doc(format="something"), "format", "not a pfmodel scenario format"),
     (doc(max_faults=0), "max_faults", "at least 1"),
@@ -265,9 +271,8 @@ def test_strict_rejects_a_user_pte_outside_every_vma_and_lenient_mode_accepts_it
     assert len(parse_scenario(data).spec.entries) == 2
     err = error_of(dict(data, strict=True))
     assert err.where == "ptes[1]" and "no VMA covers" in err.what
-    # a pmd entry, or a kernel-half pte, is not a VMA's business
-    ok = dict(data, strict=True, ptes=[{"address": "0x605000", "value": 0x67, "level": "pmd", "pfn": 9},
-                                      {"address": "0xffffc90000001000", "value": 1}])
+    # a pmd entry is not a VMA's business
+    ok = dict(data, strict=True, ptes=[{"address": "0x605000", "value": 0x67, "level": "pmd"}])
     assert parse_scenario(ok).strict
 
 
@@ -399,7 +404,7 @@ def machine_specs(draw):
     kind = draw(st.sampled_from(["read", "write", "fetch"]))
     implicit = mode == "user" and kind != "fetch" and draw(st.booleans())
     access = AccessSpec(address, kind, mode, implicit,
-                        draw(st.one_of(st.none(), st.integers(0, 0x3f))))
+                        draw(st.one_of(st.none(), st.integers(0, 0xffff))))
     pages = sorted(draw(st.sets(user_page, max_size=6)))
     vmas = [VmaSpec(a << 12, (a + 1) << 12, draw(st.integers(0, 0xffffffff)),
                     kind=draw(st.sampled_from(["anon", "file", "hugetlb"])),
@@ -416,7 +421,8 @@ def machine_specs(draw):
             entries.append(EntrySpec(a, draw(st.integers(0, arch.entry_mask)), level))
     ip = KERNEL_TEXT_IP[arch_name] if mode == "kernel" else draw(st.one_of(st.none(), st.integers(1, top << 12)))
     regs = RegsSpec(ip=ip, sp=draw(st.one_of(st.none(), st.integers(0, top << 12))),
-                    flags=draw(st.integers(0, 0x3fffff)) | 2, vm86=arch.word_bits == 32 and draw(st.booleans()))
+                    flags=draw(st.integers(0, 0x3fffff)) | 2,
+                    vm86=arch.word_bits == 32 and mode == "user" and draw(st.booleans()))
     table = sorted(draw(st.sets(st.integers(KERNEL_TEXT_IP[arch_name], KERNEL_TEXT_IP[arch_name] + 0xffff),
                                 max_size=3)))
     kernel = KernelSpec(mmap_min_addr=draw(st.integers(0, 1 << 20)), thp=draw(st.sampled_from(["always", "never"])),
