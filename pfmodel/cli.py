@@ -189,5 +189,12 @@ def explain_cmd(ctx: click.Context, path: Path) -> None:
     ctx.exit(EXIT_FAILED if check_expectations(scn, run) else EXIT_OK)
 
 
+# --- pfmodel oracle (the body lives in pfmodel/oracle/command.py) --------------------------
+
+from .oracle.command import oracle_cmd  # noqa: E402
+
+cli.add_command(oracle_cmd)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -36,6 +36,8 @@ PM_MMAP_EXCLUSIVE = 1 << 56
 PM_SOFT_DIRTY = 1 << 55
 PM_PFN_MASK = (1 << 55) - 1
 
+KERNEL_HALF = 0xFFFF800000000000   # lowest canonical kernel address (4-level paging)
+
 SIGBUS = 7
 SIGSEGV = 11
 SI_KERNEL = 0x80
@@ -211,13 +213,18 @@ class Observation:
         return "fault"
 
     def target_faults(self) -> list[TraceEvent] | None:
-        """The page-fault events on the target's page, in order (None without tracing)."""
+        """The page-fault events on the target's page, in order (None without tracing).
+
+        The tracepoint prints kernel addresses as symbols; for a kernel-address target
+        the events whose address did not parse are taken to be on it (the window makes
+        no other kernel-address access)."""
         if self.trace is None:
             return None
         page = self.target & ~(PAGE_SIZE - 1)
+        kernel_target = self.target >= KERNEL_HALF
         return [e for e in self.trace
-                if e.event.startswith("page_fault_") and e.address is not None
-                and e.address & ~(PAGE_SIZE - 1) == page]
+                if e.event.startswith("page_fault_")
+                and (e.address & ~(PAGE_SIZE - 1) == page if e.address is not None else kernel_target)]
 
     def mmap_lock(self) -> str | None:
         """'write', 'read' or 'none': whether the window touched mmap_lock (None without tracing)."""
