@@ -24,9 +24,12 @@ SHORT = {"outcome": "outcome", "signal_err": "err", "hw_codes": "hw", "faults": 
 @click.option("--list", "list_only", is_flag=True, help="List the case names and exit.")
 @click.option("--no-trace", is_flag=True, help="Do not use the tracefs channels even as root.")
 @click.option("--full", is_flag=True, help="With --json: add each case's scenario, prediction and observation.")
+@click.option("--probe", type=click.Choice(["auto", "c", "ctypes"]), default="auto", show_default=True,
+              help="The probe: the compiled C helper, or the pure-ctypes fallback (auto: C when a "
+                   "compiler exists).")
 @click.pass_context
 def oracle_cmd(ctx: click.Context, as_json: bool, patterns: tuple[str, ...], list_only: bool,
-               no_trace: bool, full: bool) -> None:
+               no_trace: bool, full: bool, probe: str) -> None:
     """Compare pfmodel's simulator with the running Linux kernel.
 
     Each case induces one page fault in a fresh probe process on this machine
@@ -44,7 +47,7 @@ def oracle_cmd(ctx: click.Context, as_json: bool, patterns: tuple[str, ...], lis
         for case in cases:
             click.echo(case.name)
         ctx.exit(0)
-    report = _run_with_progress(cases, machine, tracing=not no_trace)
+    report = _run_with_progress(cases, machine, tracing=not no_trace, probe=probe)
     if as_json:
         click.echo(json.dumps(report.to_json(full=full), indent=2))
     else:
@@ -52,7 +55,7 @@ def oracle_cmd(ctx: click.Context, as_json: bool, patterns: tuple[str, ...], lis
     ctx.exit(report.exit_status)
 
 
-def _run_with_progress(cases, machine, tracing: bool):
+def _run_with_progress(cases, machine, tracing: bool, probe: str):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -66,7 +69,7 @@ def _run_with_progress(cases, machine, tracing: bool):
         def on_case(index: int, total: int, case) -> None:
             progress.update(task, total=total, completed=index, description=case.name)
 
-        report = run_oracle(cases, tracing=tracing, machine=machine, on_case=on_case)
+        report = run_oracle(cases, tracing=tracing, machine=machine, on_case=on_case, probe=probe)
         progress.update(task, completed=progress.tasks[0].total)
     return report
 
@@ -87,7 +90,7 @@ def print_report(report) -> None:
               f"RLIMIT_STACK={m.rlimit_stack if m.rlimit_stack is not None else 'unlimited'} "
               f"vsyscall={m.vsyscall} mmap_min_addr={m.mmap_min_addr} overcommit={m.overcommit_memory} "
               f"pti={'on' if m.pti else 'off'} tmpdir={m.tmpdir} ({m.tmpdir_fs})")
-    con.print(f"[bold]tracing[/bold] {report.tracing}")
+    con.print(f"[bold]probe[/bold] {report.probe}   [bold]tracing[/bold] {report.tracing}")
 
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
     table.add_column("case", overflow="fold")

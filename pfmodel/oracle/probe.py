@@ -311,3 +311,46 @@ def run_helper(helper: Path, args: list[str], timeout: float = TIMEOUT_SECONDS) 
         raise ProbeError(f"the probe exited with status {proc.returncode}",
                          (proc.stderr or "").strip()[-500:] or f"arguments: {' '.join(args)}")
     return proc.stdout
+
+
+# --- the two probe flavours ----------------------------------------------------------
+
+PROBE_FLAVOURS = ("auto", "c", "ctypes")
+
+
+class Prober:
+    """Runs one case per process: the compiled C helper, or the ctypes fallback."""
+
+    def __init__(self, flavour: str, helper: Path | None = None) -> None:
+        self.flavour = flavour
+        self.helper = helper
+
+    @property
+    def supports_tracing(self) -> bool:
+        return self.flavour == "c"
+
+    def run(self, args: list[str], timeout: float = TIMEOUT_SECONDS) -> str:
+        if self.flavour == "c":
+            assert self.helper is not None
+            return run_helper(self.helper, args, timeout)
+        from .ctypes_probe import run_ctypes_case
+
+        try:
+            return run_ctypes_case(args, timeout)
+        except TimeoutError as exc:
+            raise ProbeError(str(exc), f"arguments: {' '.join(args)}") from None
+
+
+def make_prober(flavour: str = "auto") -> Prober:
+    """'c' needs a compiler; 'ctypes' needs Linux x86-64; 'auto' prefers C, else ctypes."""
+    if flavour not in PROBE_FLAVOURS:
+        raise PfmodelError(f"unknown probe flavour {flavour!r}", "",
+                           f"use one of: {', '.join(PROBE_FLAVOURS)}")
+    if flavour in ("auto", "c"):
+        try:
+            return Prober("c", build_helper())
+        except ProbeUnavailable:
+            if flavour == "c":
+                raise
+    return Prober("ctypes")
+

@@ -20,7 +20,7 @@ from .cases import Case
 from .compare import AGREE, CHANNELS, DIFFER, EXPECTED, NA, CaseResult, ChannelResult, \
     observed_channels, predicted_channels
 from .machine import Machine, detect
-from .probe import ProbeError, ProbeUnavailable, build_helper, parse_output, run_helper
+from .probe import Prober, ProbeError, ProbeUnavailable, make_prober, parse_output
 from .tracefs import Tracer, TracefsUnavailable
 
 SKIPPED = "skipped"
@@ -34,6 +34,7 @@ class OracleReport:
     results: list[CaseResult]
     notes: list[str] = field(default_factory=list)
     used_rows: list[str] = field(default_factory=list)
+    probe: str = "c"                 # which probe flavour measured the kernel
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -52,6 +53,7 @@ class OracleReport:
             "format": "pfmodel-oracle/1",
             "machine": self.machine.to_json(),
             "tracing": self.tracing,
+            "probe": self.probe,
             "summary": {s: self.count(s) for s in (AGREE, EXPECTED, DIFFER, SKIPPED, ERROR)},
             "exit_status": self.exit_status,
             "notes": list(self.notes),
@@ -120,7 +122,7 @@ def _default_simulate(spec):
 
 def run_oracle(cases: list[Case], *, tracing: bool = True, machine: Machine | None = None,
                on_case: Callable[[int, int, Case], None] | None = None,
-               simulate: Callable[[Any], Any] | None = None) -> OracleReport:
+               simulate: Callable[[Any], Any] | None = None, probe: str = "auto") -> OracleReport:
     """Run ``cases`` on the live kernel and compare each with the simulator's prediction."""
     machine = machine or detect()
     simulate = simulate or _default_simulate
@@ -136,12 +138,16 @@ def run_oracle(cases: list[Case], *, tracing: bool = True, machine: Machine | No
         else:
             runnable.append(case)
     if not runnable:
-        return OracleReport(machine, "off: no runnable case", _in_order(cases, results), notes)
-    helper = build_helper()
+        return OracleReport(machine, "off: no runnable case", _in_order(cases, results), notes, probe="none")
+    prober = make_prober(probe)
+    if prober.flavour == "ctypes":
+        notes.append("no C compiler (or --probe ctypes): the pure-ctypes probe measured the kernel")
 
     tracer: Tracer | None = None
     tracing_state = "off: disabled (--no-trace)"
-    if tracing:
+    if tracing and not prober.supports_tracing:
+        tracing_state = "off: the ctypes probe does not write trace markers"
+    elif tracing:
         try:
             tracer = Tracer().__enter__()
             tracing_state = "on"
@@ -154,21 +160,21 @@ def run_oracle(cases: list[Case], *, tracing: bool = True, machine: Machine | No
         for index, case in enumerate(runnable):
             if on_case:
                 on_case(index, len(runnable), case)
-            results.append(_one(case, helper, machine, tracer, simulate))
+            results.append(_one(case, prober, machine, tracer, simulate))
     finally:
         if tracer is not None:
             tracer.__exit__(None, None, None)
     ordered = _in_order(cases, results)
     used = sorted({key for r in ordered for key in r.divergences})
-    return OracleReport(machine, tracing_state, ordered, notes, used)
+    return OracleReport(machine, tracing_state, ordered, notes, used, probe=prober.flavour)
 
 
-def _one(case: Case, helper, machine: Machine, tracer: Tracer | None, simulate) -> CaseResult:
+def _one(case: Case, prober: Prober, machine: Machine, tracer: Tracer | None, simulate) -> CaseResult:
     args = case.args() + [f"tmpdir={machine.tmpdir}"]
     if tracer is not None and tracer.instance is not None:
         args.append(f"tracefs={tracer.instance}")
     try:
-        obs = parse_output(run_helper(helper, args))
+        obs = parse_output(prober.run(args))
         if tracer is not None:
             obs.trace = tracer.collect(int(obs.raw["pid"]))
     except ProbeError as exc:
