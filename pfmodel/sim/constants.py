@@ -193,3 +193,54 @@ VMALLOC_END_32 = 0xFF7FE000
 # Per-cpu exception-table fixup of a faulting kernel instruction is scenario data.
 X86_TRAP_PF = 14
 TASK_RUNNING = 0
+
+
+# --- Page protections (kernel-facts §1.1), composed from the x86 bits ---------------
+from ..x86.constants import (  # noqa: E402  (kept next to the values it builds)
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_GLOBAL,
+    _PAGE_NX,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_RW,
+    _PAGE_USER,
+)
+
+PAGE_NONE = _PAGE_PROTNONE | _PAGE_ACCESSED                               # 0x120
+PAGE_SHARED = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_NX
+PAGE_SHARED_EXEC = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED  # 0x027
+PAGE_COPY = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_NX
+PAGE_COPY_EXEC = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED              # 0x025
+PAGE_READONLY = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_NX
+PAGE_READONLY_EXEC = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED          # 0x025
+PAGE_KERNEL_EXEC = _PAGE_PRESENT | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_GLOBAL  # 0x163
+PAGE_KERNEL = PAGE_KERNEL_EXEC | _PAGE_NX
+PAGE_KERNEL_RO = (PAGE_KERNEL_EXEC & ~_PAGE_RW) | _PAGE_NX
+PAGE_KERNEL_RX = PAGE_KERNEL_EXEC & ~_PAGE_RW                             # 0x161
+
+# protection_map[vm_flags & (VM_READ|VM_WRITE|VM_EXEC|VM_SHARED)] (kernel-facts §1.1).
+PROTECTION_MAP = (
+    PAGE_NONE, PAGE_READONLY, PAGE_COPY, PAGE_COPY,
+    PAGE_READONLY_EXEC, PAGE_READONLY_EXEC, PAGE_COPY_EXEC, PAGE_COPY_EXEC,
+    PAGE_NONE, PAGE_READONLY, PAGE_SHARED, PAGE_SHARED,
+    PAGE_READONLY_EXEC, PAGE_READONLY_EXEC, PAGE_SHARED_EXEC, PAGE_SHARED_EXEC,
+)
+
+# --- Swap entry encoding (kernel-facts §1.3; MIGRATION and MEMORY_FAILURE configured) --
+SWP_TYPE_BITS = 5
+SWP_OFFSET_SHIFT = 9           # 64-bit and 2-level: offset = pte >> 9
+MAX_SWAPFILES = 29
+SWP_HWPOISON = 29
+SWP_MIGRATION_READ = 30
+SWP_MIGRATION_WRITE = 31
+
+# --- Segment selectors (kernel-facts §1.9) ------------------------------------------
+KERNEL_CS = {"x86_64": 0x10, "i386-pae": 0x60, "i386": 0x60}
+USER_CS = {"x86_64": 0x33, "i386-pae": 0x73, "i386": 0x73}
+USER32_CS = 0x23               # x86-64 compat user code segment
+SEGMENT_RPL_MASK = 3
+SEGMENT_TI_MASK = 1 << 2       # the LDT bit of a selector
+
+# preempt_count() layout: hard-IRQ nesting lives above bit 16.
+HARDIRQ_OFFSET = 1 << 16
