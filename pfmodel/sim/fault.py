@@ -695,8 +695,9 @@ def __bad_area_nosemaphore(regs: PtRegs, error_code: int, address: int, si_code:
     tsk = current()
     if decide("bad_area_pf_user", bool(error_code & PF_USER)):
         # IRQs may still be off (kernel-address and SMAP paths).
+        if not machine().cpu.irqs_enabled:
+            change(irqs="on")
         local_irq_enable()
-        change(irqs="on")
         if decide("is_prefetch", bool(is_prefetch(regs, error_code, address))):
             _handled("prefetch")
             return

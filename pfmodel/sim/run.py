@@ -183,6 +183,7 @@ def final_state(m: Machine, address: int) -> dict[str, Any]:
         "irqs_enabled": m.cpu.irqs_enabled,
         "ip": hex(m.regs.ip),
         "ptl_held": m.ptl_held,
+        "screen_bitmap": task.screen_bitmap,
         "page_table_lock": mm.page_table_lock,
         "vm_events": dict(sorted(m.vm_events.items())),
         "log": list(m.log),
