@@ -39,6 +39,7 @@ from ..sim.spec import (
     VmaSpec,
 )
 from ..x86.constants import (
+    _PAGE_TABLE,
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
     _PAGE_PRESENT,
@@ -237,10 +238,13 @@ def build_spec(case: Case, obs: Observation, machine: Machine, zero_pfn: int = Z
     task = TaskSpec(rlimit_stack=rlimit)
 
     # Kernel page tables the user-mode cases can reach: the vsyscall page as 4.4 maps it
-    # by default (vsyscall=emulate: readable by user, not executable), and kernel text
-    # (present, supervisor) unless page-table isolation hides it from user mode.
-    kernel_mappings = [EntrySpec(address=VSYSCALL,
-                                 value=(VSYSCALL_PFN << PAGE_SHIFT) | PAGE_KERNEL_RO | _PAGE_USER)]
+    # by default (vsyscall=emulate: a fixmap page readable by user, not executable; the
+    # fixmap's upper-level tables carry _PAGE_USER, as head_64.S builds them), and kernel
+    # text (present, supervisor) unless page-table isolation hides it from user mode.
+    kernel_mappings = [EntrySpec(address=VSYSCALL, value=_PAGE_TABLE, level=level)
+                       for level in ("pgd", "pud", "pmd")]
+    kernel_mappings.append(EntrySpec(address=VSYSCALL,
+                                     value=(VSYSCALL_PFN << PAGE_SHIFT) | PAGE_KERNEL_RO | _PAGE_USER))
     if machine.kernel_text is not None and not machine.pti:
         kernel_mappings.append(EntrySpec(address=machine.kernel_text & ~(PAGE_SIZE - 1),
                                          value=(KERNEL_TEXT_PFN << PAGE_SHIFT) | PAGE_KERNEL_RX))

@@ -151,9 +151,6 @@ def predicted_channels(case: Case, run: Run, info: BuildInfo, observed: dict[str
         out["outcome"] = f"oops/{outcome.reason}"
     else:
         out["outcome"] = outcome.kind
-    gp = next((n for n in run.notes if "#GP" in n or "general protection" in n.lower()), None)
-    if gp is not None and not run.faults:
-        out["outcome"] = "gp/SI_KERNEL"
     out["signal_err"] = signal_error_code(run, case) if outcome.kind in ("sigsegv", "sigbus") \
         and case.user and run.faults else "none"
     if observed.get("hw_codes") is not None:
@@ -165,16 +162,26 @@ def predicted_channels(case: Case, run: Run, info: BuildInfo, observed: dict[str
         after = _vma_start(run.final.get("vmas") or [], info.growsdown_end)
         out["stack"] = stack_value(after, info.growsdown_start, target)
     if observed.get("page") is not None and info.pte_before is not None:
-        pte = _final_pte(run)
-        if pte is not None:
-            out["page"] = page_value(_pte_present(info.pte_before), _pfn(info.pte_before),
-                                     _pte_present(pte), _pfn(pte))
-            if observed["page"] == "present" and out["page"] in ("same frame", "new frame"):
-                out["page"] = "present"          # the kernel side could not see frames
+        pte = _final_pte(run)                    # None: no page table maps it, so no PTE
+        pte = 0 if pte is None else pte
+        out["page"] = page_value(_pte_present(info.pte_before), _pfn(info.pte_before),
+                                 _pte_present(pte), _pfn(pte))
+        if observed["page"] == "present" and out["page"] in ("same frame", "new frame"):
+            out["page"] = "present"              # the kernel side could not see frames
     if observed.get("mmap_lock") is not None:
         took = any(step.changes.get("mmap_sem") in ("acquire", "down_read", "down_write")
                    for f in run.faults for step in f.trace.steps)
         out["mmap_lock"] = "read" if took else "none"
+    return out
+
+
+def gp_prediction(observed: dict[str, str | None]) -> dict[str, str | None]:
+    """The channels for an access pfmodel's MMU answers with #GP: no page fault at all."""
+    out: dict[str, str | None] = dict.fromkeys(CHANNELS)
+    out.update(outcome="gp/SI_KERNEL", signal_err="none", faults="0/0")
+    for name in ("hw_codes", "mmap_lock"):
+        if observed.get(name) is not None:
+            out[name] = "none"
     return out
 
 

@@ -193,16 +193,30 @@ TABLE: tuple[ExpectedDivergence, ...] = (
         when=_exclusive_anon_mprotect_to_writable,
     ),
     ExpectedDivergence(
-        key="vsyscall-xonly",
-        cases="user-mode read or call of the vsyscall page when the running kernel uses vsyscall=xonly",
-        channels=("outcome", "signal_err", "hw_codes", "faults", "mmap_lock"),
-        predicted="vsyscall=emulate (4.4's default): the page is mapped readable, so a read does not "
-                  "fault; a call faults P|U|I on the NX page and is emulated",
-        kernel="the page is not mapped at all: a read gives SIGSEGV SEGV_MAPERR; a call faults U|I "
-               "(not present) and is emulated",
+        key="vsyscall-xonly-read",
+        cases="user-mode read of the vsyscall page when the running kernel uses vsyscall=xonly",
+        channels=("outcome", "signal_err", "hw_codes", "mmap_lock"),
+        predicted="vsyscall=emulate (4.4's default): the page is mapped readable for user mode, "
+                  "so the read does not fault",
+        kernel="the page is not mapped at all: a U (not-present) fault, mmap_lock read for the failed "
+               "VMA lookup, then SIGSEGV SEGV_MAPERR with sigcontext err 0x5",
         change="'x86/vsyscall: Add a new vsyscall=xonly mode' and xonly as the default mode",
         since="5.2",
-        when=_vsyscall_xonly,
+        when=lambda ctx: _vsyscall_xonly(ctx) and ctx.case.access == "read",
+        values={"outcome": ("handled", "sigsegv/SEGV_MAPERR"), "signal_err": ("none", "0x5"),
+                "hw_codes": ("none", "u0x4"), "mmap_lock": ("none", "read")},
+    ),
+    ExpectedDivergence(
+        key="vsyscall-xonly-exec",
+        cases="user-mode call into the vsyscall page when the running kernel uses vsyscall=xonly",
+        channels=("hw_codes",),
+        predicted="vsyscall=emulate (4.4's default): the fetch hits the present NX page, "
+                  "error code P|U|I (0x15), and the call is emulated",
+        kernel="the page is not mapped: error code U|I (0x14), and the call is emulated",
+        change="'x86/vsyscall: Add a new vsyscall=xonly mode' and xonly as the default mode",
+        since="5.2",
+        when=lambda ctx: _vsyscall_xonly(ctx) and ctx.case.access == "exec",
+        values={"hw_codes": ("u0x15", "u0x14")},
     ),
 )
 

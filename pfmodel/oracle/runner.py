@@ -13,12 +13,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import PfmodelError
+from ..errors import PfmodelError, ScenarioError
 from . import divergence as div
 from .build import build_spec
 from .cases import Case
 from .compare import AGREE, CHANNELS, DIFFER, EXPECTED, NA, CaseResult, ChannelResult, \
-    observed_channels, predicted_channels
+    gp_prediction, observed_channels, predicted_channels
 from .machine import Machine, detect
 from .probe import Prober, ProbeError, ProbeUnavailable, make_prober, parse_output
 from .tracefs import Tracer, TracefsUnavailable
@@ -83,11 +83,20 @@ def compare_case(case: Case, obs, machine: Machine, simulate: Callable[[Any], An
     """Build the scenario for one observed case, run the simulator, compare the channels."""
     from ..scenario import Scenario
 
-    spec, info = build_spec(case, obs, machine)
+    spec, info = build_spec(case, obs, machine, zero_pfn=sim_zero_pfn())
     scenario = Scenario(spec=spec, name=case.name).to_json()
-    run = simulate(spec)
     observed = observed_channels(case, obs, info)
-    predicted = predicted_channels(case, run, info, observed, obs.target)
+    try:
+        run = simulate(spec)
+    except ScenarioError as exc:
+        if "#GP" not in exc.message:
+            raise
+        # pfmodel's MMU refuses a non-canonical address: the CPU raises #GP, which Linux
+        # turns into SIGSEGV with si_code SI_KERNEL (no page fault at all).
+        run = None
+        predicted = gp_prediction(observed)
+    if run is not None:
+        predicted = predicted_channels(case, run, info, observed, obs.target)
     ctx = div.Context(case=case, obs=obs, machine=machine, predicted=predicted, observed=observed)
     channels = []
     for name in CHANNELS:
@@ -103,7 +112,21 @@ def compare_case(case: Case, obs, machine: Machine, simulate: Callable[[Any], An
     verdicts = {c.verdict for c in channels}
     status = DIFFER if DIFFER in verdicts else EXPECTED if EXPECTED in verdicts else AGREE
     return CaseResult(case=case, status=status, channels=channels, scenario=scenario,
-                      prediction=run.to_json(), observation=_observation_json(obs))
+                      prediction=run.to_json() if run is not None else {"general_protection": True},
+                      observation=_observation_json(obs))
+
+
+_ZERO_PFN: list[int] = []
+
+
+def sim_zero_pfn() -> int:
+    """The frame the simulator gives the zero page (is_zero_pfn must recognise our PTEs)."""
+    if not _ZERO_PFN:
+        from ..sim.machine import build
+        from ..sim.spec import AccessSpec, MachineSpec
+
+        _ZERO_PFN.append(build(MachineSpec(access=AccessSpec(address=0x1000))).zero_pfn)
+    return _ZERO_PFN[0]
 
 
 def _observation_json(obs) -> dict[str, Any]:
