@@ -176,6 +176,18 @@ class _Builder:
             table = (current & arch.pte_pfn_mask) >> PAGE_SHIFT
         raise AssertionError("unreachable: the target level is always on the walk")
 
+    def count_rss(self, mm: MmStruct, entry: EntrySpec) -> None:
+        """The RSS counters of the pages the scenario mapped (and of its swap entries)."""
+        if not entry.value:
+            return
+        vma = next((v for v in mm.mmap if v.vm_start <= entry.address < v.vm_end), None)
+        if pgtable.pte_special(entry.value):
+            return  # the zero page and PFN maps are not counted
+        if pgtable.pte_present(entry.value):
+            mm.rss["MM_FILEPAGES" if vma is not None and vma.vm_file else "MM_ANONPAGES"] += 1
+        elif not pgtable.non_swap_entry(pgtable.pte_to_swp_entry(entry.value)):
+            mm.rss["MM_SWAPENTS"] += 1
+
     # -- pieces ------------------------------------------------------------------------------
     def vmas(self, mm: MmStruct) -> None:
         arch = self.arch
@@ -337,6 +349,8 @@ class _Builder:
                                "entries are the task's user page tables",
                                "put kernel mappings in kernel.kernel_mappings")
                 self.install(mm.pgd >> PAGE_SHIFT, e, where, mm, kernel=False)
+                if resolve_level(arch, e.level) == "pte":
+                    self.count_rss(mm, e)
 
         regs.ip = spec.regs.ip if spec.regs.ip is not None else (
             USER_TEXT_IP if user else KERNEL_TEXT_IP)[arch.name]
