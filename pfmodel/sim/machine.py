@@ -181,9 +181,9 @@ class _Builder:
         if not entry.value:
             return
         vma = next((v for v in mm.mmap if v.vm_start <= entry.address < v.vm_end), None)
-        if pgtable.pte_special(entry.value):
-            return  # the zero page and PFN maps are not counted
         if pgtable.pte_present(entry.value):
+            if pgtable.pte_special(entry.value):
+                return  # the zero page and PFN maps are not counted
             mm.rss["MM_FILEPAGES" if vma is not None and vma.vm_file else "MM_ANONPAGES"] += 1
         elif not pgtable.non_swap_entry(pgtable.pte_to_swp_entry(entry.value)):
             mm.rss["MM_SWAPENTS"] += 1
