@@ -75,9 +75,13 @@ def load_all(paths: tuple[Path, ...]) -> list:
 
 
 def _console():
+    """Rich output on stdout; when piped, 132 columns rather than rich's 80, so tables do not fold."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    con = Console(highlight=False, soft_wrap=False)
+    if not con.is_terminal:
+        con.width = max(con.width, 132)
+    return con
 
 
 # --- pfmodel run --------------------------------------------------------------------------
@@ -121,24 +125,26 @@ def _run_json(scn, run, problems: list[str], fp: str) -> dict[str, Any]:
 
 
 def _expected_text(scn) -> str:
+    from .scenario import outcome_text
+
     if scn.expect.is_empty():
         return "-"
-    return scn.expect.outcome_text() or "(see expect)"
+    return outcome_text(scn.expect.outcome) if scn.expect.outcome else "(see expect)"
 
 
 def _print_one(scn, run, problems: list[str]) -> None:
-    from .scenario import bits_text
+    from .scenario import bits_text, outcome_text
 
     con = _console()
     con.print(f"[bold]{scn.name}[/bold]  [dim]{scn.source}[/dim]")
-    con.print(f"  outcome   {run.outcome}")
+    con.print(f"  outcome   {outcome_text(run.outcome)}")
     if not scn.expect.is_empty():
         verdict = "[green]as expected[/green]" if not problems else "[red bold]NOT as expected[/red bold]"
         con.print(f"  expected  {_expected_text(scn)}   {verdict}")
     for i, f in enumerate(run.faults, 1):
         label = "faults" if i == 1 else ""
         con.print(f"  {label:<9} {i}: {f.address:#x} error code {f.error_code:#x} "
-                  f"({bits_text(f.error_code, 'bits:pf')}) -> {f.outcome}")
+                  f"({bits_text(f.error_code, 'bits:pf')}) -> {outcome_text(f.outcome)}")
     for p in problems:
         con.print(f"  [red]- {p}[/red]")
 
@@ -146,12 +152,14 @@ def _print_one(scn, run, problems: list[str]) -> None:
 def _print_table(results) -> None:
     from rich.table import Table
 
+    from .scenario import outcome_text
+
     con = _console()
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
     table.add_column("name", overflow="fold")
-    table.add_column("outcome", overflow="fold")
-    table.add_column("expected", overflow="fold")
-    table.add_column("ok")
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("expected", no_wrap=True)
+    table.add_column("ok", no_wrap=True)
     failed = 0
     for scn, run, problems in results:
         if scn.expect.is_empty():
@@ -160,7 +168,7 @@ def _print_table(results) -> None:
             ok, failed = "[red bold]FAIL[/red bold]", failed + 1
         else:
             ok = "[green]ok[/green]"
-        table.add_row(scn.name, str(run.outcome), _expected_text(scn), ok)
+        table.add_row(scn.name, outcome_text(run.outcome), _expected_text(scn), ok)
     con.print(table)
     for scn, _run, problems in results:
         for p in problems:
@@ -174,8 +182,9 @@ def _print_table(results) -> None:
 
 @cli.command("explain")
 @click.argument("path", type=click.Path(path_type=Path), metavar="FILE")
+@click.option("--all", "show_all", is_flag=True, help="Also show the routine checks that answered no.")
 @click.pass_context
-def explain_cmd(ctx: click.Context, path: Path) -> None:
+def explain_cmd(ctx: click.Context, path: Path, show_all: bool) -> None:
     """Tell a scenario's run step by step: each decision, why, and what it changed.
 
     Exit status 1 when the run does not meet the scenario's expectations.
@@ -185,7 +194,7 @@ def explain_cmd(ctx: click.Context, path: Path) -> None:
 
     scn = load_scenario(path)
     run = run_scenario(scn)
-    click.echo("\n".join(explain_lines(scn, run)))
+    click.echo("\n".join(explain_lines(scn, run, show_all=show_all)))
     ctx.exit(EXIT_FAILED if check_expectations(scn, run) else EXIT_OK)
 
 

@@ -13,12 +13,23 @@ import textwrap
 from typing import Any, Iterable
 
 from .outcome import Outcome
-from .scenario import KERNEL_TEXT_IP, Scenario, bits_text, check_expectations, fingerprint
-from .sim.constants import TASK_SIZE_MAX
+from .scenario import KERNEL_TEXT_IP, Scenario, bits_text, check_expectations, fingerprint, outcome_text
+from .sim.constants import FAULT_FLAG_NAMES, TASK_SIZE_MAX
 from .trace import DECISIONS, Step
 
 WIDTH = 100          # wrap prose here
 QUESTION_MAX = 60    # longer questions wrap inside their column
+
+# Checks that only an unusual environment or configuration can answer "yes" (debug hooks,
+# CPU quirks, allocation failures, THP, hugetlb, userfaultfd, memcg).  When they answer
+# "no" they are the handler's routine, and the narration leaves them out unless asked.
+ROUTINE_WHEN_NO = frozenset({
+    "kmemcheck_active", "kmmio_fault", "kmemcheck_fault", "kprobes_fault", "is_prefetch",
+    "is_errata100", "is_errata93", "is_f00f_bug", "vsyscall_emulated", "v8086_mode",
+    "is_vm_hugetlb_page", "pud_alloc", "pmd_alloc", "pmd_none_thp", "pmd_trans_huge",
+    "pte_alloc", "pmd_trans_huge_after_alloc", "anon_alloc", "cow_alloc", "wp_copy_alloc",
+    "userfaultfd_missing", "memcg_oom_cleanup", "anon_vm_shared",
+})
 
 # What each outcome means for the task, in a few words (DESIGN.md's outcome contract).
 OUTCOME_MEANING = {
@@ -42,11 +53,6 @@ def answer_text(value: str) -> str:
     return {"true": "yes", "false": "no"}.get(value, value)
 
 
-def section_text(section: str) -> str:
-    """"1.1.8" -> "seed 1.1.8"; "KF 2.2.14" stays as it is."""
-    return section if section.startswith("KF") or not section else f"seed {section}"
-
-
 def change_text(key: str, value: Any) -> str:
     words = _CHANGE_WORDS.get(key, {})
     if str(value) in words:
@@ -57,9 +63,9 @@ def change_text(key: str, value: Any) -> str:
         except ValueError:
             return f"error code now {value}"
     if key == "fault_flags":
-        return f"fault flags now {value}"
+        return f"fault flags now {value}{_flag_names(value)}"
     if key == "mm_fault_call":
-        return f"handle_mm_fault called with flags {value}"
+        return f"handle_mm_fault called with flags {value}{_flag_names(value)}"
     if key == "stack_grown":
         return f"stack VMA now starts at {value}"
     if key == "signal":
@@ -69,11 +75,17 @@ def change_text(key: str, value: Any) -> str:
     return f"{key}: {value}"
 
 
+def _flag_names(value: Any) -> str:
+    try:
+        number = int(str(value), 0)
+    except ValueError:
+        return ""
+    names = [n.removeprefix("FAULT_FLAG_") for n, m in FAULT_FLAG_NAMES.items() if number & m]
+    return f" ({'|'.join(names)})" if names else ""
+
+
 def outcome_line(outcome: Outcome) -> str:
-    extra = ", ".join(f"{k} {v}" if not isinstance(v, bool) else f"{k} {'yes' if v else 'no'}"
-                      for k, v in outcome.to_json().items() if k != "kind")
-    head = f"{outcome.kind} ({extra})" if extra else outcome.kind
-    return f"{head}: {OUTCOME_MEANING.get(outcome.kind, '')}".rstrip(": ")
+    return f"{outcome_text(outcome)}: {OUTCOME_MEANING.get(outcome.kind, '')}".rstrip(": ")
 
 
 # --- the machine -----------------------------------------------------------------------
@@ -120,7 +132,10 @@ def machine_lines(scn: Scenario) -> list[str]:
 
 def _entry(e: dict) -> str:
     pfn = f"  pfn {e['pfn']}" if "pfn" in e else ""
-    return f"{e['address']}{pfn}  {e['value']}"
+    value = e["value"]
+    if value.startswith("0x") and "pfn" not in e:
+        value += "  (not present: a swap, migration or hwpoison entry)"
+    return f"{e['address']}{pfn}  {value}"
 
 
 def _short(value: Any) -> str:
@@ -137,38 +152,56 @@ def _kv(key: str, value: str) -> str:
 
 # --- the faults --------------------------------------------------------------------------
 
-def _groups(steps: Iterable[Step]) -> list[tuple[str, str, list[Step]]]:
-    """Consecutive steps of one function and section, as (function, section, steps)."""
-    out: list[tuple[str, str, list[Step]]] = []
+def _groups(steps: Iterable[Step]) -> list[tuple[str, list[Step]]]:
+    """Consecutive steps of one function, as (function, steps)."""
+    out: list[tuple[str, list[Step]]] = []
     for step in steps:
-        if out and out[-1][0] == step.function and out[-1][1] == step.section:
-            out[-1][2].append(step)
+        if out and out[-1][0] == step.function:
+            out[-1][1].append(step)
         else:
-            out.append((step.function, step.section, [step]))
+            out.append((step.function, [step]))
     return out
 
 
-def step_lines(steps: list[Step]) -> list[str]:
-    """Steps grouped by function: question, answer, and beside them why and what changed.
+def is_routine(step: Step) -> bool:
+    return step.label in ROUTINE_WHEN_NO and step.value == "false" and not step.changes
+
+
+def step_lines(steps: list[Step], *, show_all: bool = False) -> list[str]:
+    """Steps grouped by function: section, question, answer, then why and what changed.
 
     Long questions wrap inside their column; notes and changes stack in the last column.
+    Routine "no" answers (``ROUTINE_WHEN_NO``) are counted, not shown, unless ``show_all``.
     """
-    if not steps:
-        return ["    (no decision was recorded)"]
-    qwidth = min(QUESTION_MAX, max(len(_question(s)) for s in steps))
-    awidth = max(len(answer_text(s.value)) for s in steps)
+    shown = [s for s in steps if show_all or not is_routine(s)]
+    hidden = len(steps) - len(shown)
+    if not shown:
+        return ["    (no decision was recorded)"] if not steps else [f"    ({hidden} routine checks, all no)"]
+    swidth = max(len(_section(s)) for s in shown)
+    qwidth = min(QUESTION_MAX, max(len(_question(s)) for s in shown))
+    awidth = max(len(answer_text(s.value)) for s in shown)
     lines: list[str] = []
-    for function, section, group in _groups(steps):
-        lines.append(f"  {function}  ({section_text(section)})")
+    for function, group in _groups(shown):
+        lines.append(f"  {function}")
+        last_section = None
         for s in group:
             qlines = textwrap.wrap(_question(s), qwidth, subsequent_indent="  ", break_long_words=False) or [""]
             extras = ([s.note] if s.note else []) + [change_text(k, v) for k, v in s.changes.items()]
             for i in range(max(len(qlines), len(extras))):
+                section = _section(s) if i == 0 and _section(s) != last_section else ""
                 left = qlines[i] if i < len(qlines) else ""
                 answer = answer_text(s.value) if i == 0 else ""
                 right = extras[i] if i < len(extras) else ""
-                lines.append(f"    {left:<{qwidth}}  {answer:<{awidth}}   {right}".rstrip())
+                lines.append(f"    {section:<{swidth}}  {left:<{qwidth}}  {answer:<{awidth}}   {right}".rstrip())
+            last_section = _section(s)
+    if hidden:
+        lines.append(f"    ({hidden} routine checks answered no and are not shown: debug hooks, CPU quirks, "
+                     "allocation failures, THP; --all shows them)")
     return lines
+
+
+def _section(step: Step) -> str:
+    return step.section or "-"
 
 
 def _question(step: Step) -> str:
@@ -176,7 +209,7 @@ def _question(step: Step) -> str:
     return d.question if d else step.label
 
 
-def fault_lines(run: Any) -> list[str]:
+def fault_lines(run: Any, *, show_all: bool = False) -> list[str]:
     lines: list[str] = []
     total = len(run.faults)
     for i, fault in enumerate(run.faults, 1):
@@ -186,7 +219,7 @@ def fault_lines(run: Any) -> list[str]:
         head = (f"Fault {i} of {total}: address {fault.address:#x}, error code {fault.error_code:#x} "
                 f"({bits_text(fault.error_code, 'bits:pf')}), {source}")
         lines += ["", head, ""]
-        lines += step_lines(list(fault.trace))
+        lines += step_lines(list(fault.trace), show_all=show_all)
         if total > 1:
             lines.append(f"  => {outcome_line(fault.outcome)}")
     return lines
@@ -194,15 +227,17 @@ def fault_lines(run: Any) -> list[str]:
 
 # --- the whole explanation ---------------------------------------------------------------
 
-def explain_lines(scn: Scenario, run: Any) -> list[str]:
-    """The run told for a person, as plain text lines."""
+def explain_lines(scn: Scenario, run: Any, *, show_all: bool = False) -> list[str]:
+    """The run told for a person, as plain text lines.  ``show_all``: every step, routine ones too."""
     lines: list[str] = [scn.name or "(unnamed scenario)"]
     origin = f"{scn.source}, " if scn.source else ""
     lines.append(f"  {origin}fingerprint {fingerprint(scn)}")
     if scn.description:
         lines += [""] + _wrap(scn.description, "  ")
     lines += [""] + machine_lines(scn)
-    lines += fault_lines(run)
+    lines.append("")
+    lines.append("Sections: 1.1.8 is the seed walkthrough's numbering, KF 2.2.14 kernel-facts.md's.")
+    lines += fault_lines(run, show_all=show_all)
     lines.append("")
     if not run.faults:
         lines.append("The access completed without a page fault.")
@@ -215,8 +250,8 @@ def explain_lines(scn: Scenario, run: Any) -> list[str]:
     lines.append(f"Outcome: {outcome_line(run.outcome)}")
     if not scn.expect.is_empty():
         problems = check_expectations(scn, run)
-        wanted = scn.expect.outcome_text() or "(no outcome given)"
-        lines.append(f"Expected: {wanted} (" + ("as expected)" if not problems else "NOT as expected)"))
+        wanted = outcome_text(scn.expect.outcome) if scn.expect.outcome else "(no outcome given)"
+        lines.append(f"Expected: {wanted}, " + ("as expected" if not problems else "NOT as expected"))
         lines += [f"  - {p}" for p in problems]
     for note in getattr(run, "notes", []) or []:
         lines += _wrap(f"Note: {note}", "", "      ")
@@ -230,4 +265,5 @@ def _wrap(text: str, first: str, rest: str | None = None) -> list[str]:
                          break_long_words=False, break_on_hyphens=False) or [first]
 
 
-__all__ = ["explain_lines", "machine_lines", "step_lines", "fault_lines", "outcome_line", "answer_text"]
+__all__ = ["explain_lines", "machine_lines", "step_lines", "fault_lines", "outcome_line", "outcome_text",
+           "answer_text", "ROUTINE_WHEN_NO"]

@@ -32,12 +32,13 @@ from .errors import ScenarioError
 from .outcome import _FIELDS as _OUTCOME_FIELDS
 from .outcome import KINDS as OUTCOME_KINDS
 from .sim.constants import (
-    START_KERNEL_MAP_64,
     TASK_SIZE_MAX,
     VM_DATA_DEFAULT_FLAGS,
     VM_FLAG_NAMES,
     VM_STACK_FLAGS,
 )
+from .sim.env import ALLOC_PURPOSES
+from .sim.machine import KERNEL_TEXT_IP
 from .sim.spec import (
     FAULT_RESULTS,
     AccessSpec,
@@ -53,6 +54,7 @@ from .sim.spec import (
 from .trace import DECISIONS
 from .x86.constants import (
     _PAGE_PRESENT,
+    _PAGE_PROTNONE,
     _PAGE_PSE,
     EFLAGS_BIT_NAMES,
     PAGE_SHIFT,
@@ -65,13 +67,8 @@ from .x86.paging import ARCHES, Arch
 FORMAT = "pfmodel-scenario/1"
 FORMAT_PREFIX = "pfmodel-scenario/"
 
-# A kernel-text address with no exception-table entry: the default ip of a kernel-mode
-# access (``"ip": "extable"`` uses the same address and adds it to the table).
-KERNEL_TEXT_IP = {
-    "x86_64": START_KERNEL_MAP_64 + 0x1000000,   # 0xffffffff81000000, the usual _text
-    "i386-pae": 0xC1000000,
-    "i386": 0xC1000000,
-}
+# KERNEL_TEXT_IP (the simulator's): a kernel-text address with no exception-table entry,
+# the default ip of a kernel-mode access; ``"ip": "extable"`` uses it and adds it to the table.
 
 # EFLAGS bit 1 is reserved and always reads as 1; pfmodel keeps it set.
 EFLAGS_FIXED = 0x2
@@ -206,9 +203,9 @@ ENV_FIELDS = (
     _B("kmemcheck", "bool", "kmemcheck is active and claims the fault."),
     _B("kmmio", "bool", "mmiotrace (kmmio_fault) claims the fault."),
     _B("kprobes", "bool", "A running kprobe's fault handler claims the fault (kernel mode)."),
-    _B("alloc_fail", "strings", "Allocation purposes that always fail (\"pte\", \"pmd\", \"pud\", "
-       "\"anon_page\", ...)."),
-    _B("alloc_fail_once", "strings", "Allocation purposes whose first request fails."),
+    _B("alloc_fail", "strings", "Allocation purposes that always fail: page-table pages (pud, pmd, pte), "
+       "a new anonymous page, an anon_vma, a COW copy, a huge page.", choices=ALLOC_PURPOSES),
+    _B("alloc_fail_once", "strings", "Allocation purposes whose first request fails.", choices=ALLOC_PURPOSES),
     _B("fault", "results", f"What vm_ops->fault returns, call by call; the last repeats ({_RESULTS_DOC})."),
     _B("page_lock", "enum", "lock_page_or_retry's trylock: free, or contended.", choices=("free", "contended")),
     _B("fatal_signal_in_wait", "bool", "A fatal signal arrives during a killable wait."),
@@ -245,7 +242,8 @@ EXPECT_FIELDS = (
     _B("faults", "count", "How many hardware faults the access takes."),
     _B("trace_contains", "steps", "Decisions some fault's trace must contain: `\"label → value\"` "
        "(`->` also works), or a bare label for any value. Labels come from pfmodel.trace.DECISIONS."),
-    _B("final", "final", "A partial object matched against the run's final state."),
+    _B("final", "final", "A partial object matched against the run's final state (as `pfmodel run --json` "
+       "prints it); `{\"set\": BITS, \"clear\": BITS}` tests bits of a number."),
 )
 
 # Section name -> (JSON key, spec dataclass, field table)
@@ -309,13 +307,6 @@ class Expect:
         if self.final:
             out["final"] = copy.deepcopy(self.final)
         return out
-
-    def outcome_text(self) -> str:
-        """The expected outcome the way ``Outcome.__str__`` prints one ("sigsegv(si_code=...)")."""
-        if self.outcome is None:
-            return ""
-        extras = ", ".join(f"{k}={v}" for k, v in self.outcome.items() if k != "kind")
-        return f"{self.outcome['kind']}({extras})" if extras else str(self.outcome["kind"])
 
 
 @dataclass
@@ -608,6 +599,8 @@ def _parse_value(p: _Parser, fd: FieldDef, value: Any, path: str) -> Any:
         return [p.enum(v, _join(path, i), FAULT_RESULTS) for i, v in enumerate(items)]
     if kind == "strings":
         items = p.array(value, path, "strings")
+        if fd.choices:
+            return sorted({p.enum(v, _join(path, i), fd.choices) for i, v in enumerate(items)})
         return sorted({p.string(v, _join(path, i)) for i, v in enumerate(items)})
     if kind == "extable":
         items = p.array(value, path, "addresses")
@@ -889,11 +882,15 @@ def _frame_mask(arch: Arch, entry: EntrySpec) -> int:
 
 
 def _entry_to_json(arch: Arch, e: EntrySpec) -> dict[str, Any]:
-    mask = _frame_mask(arch, e)
     aligned = e.address & ~((1 << _level_shift(arch, e.level)) - 1) & arch.word_mask
     out: dict[str, Any] = {"address": _hex(aligned)}
     if e.level != "pte":
         out["level"] = e.level
+    if e.value and not e.value & (_PAGE_PRESENT | _PAGE_PROTNONE):
+        # A swap, migration or hwpoison entry (KF 1.3): its bits are not flags and a frame.
+        out["value"] = _hex(e.value)
+        return out
+    mask = _frame_mask(arch, e)
     if e.value & mask:
         out["pfn"] = _hex((e.value & mask) >> PAGE_SHIFT)
     out["value"] = bits_text(e.value & ~mask, "bits:pte", level=e.level)
@@ -1096,6 +1093,29 @@ def scenario_from_spec(spec: MachineSpec, name: str = "", *, description: str = 
 # Running and checking expectations
 # ---------------------------------------------------------------------------------------
 
+def outcome_text(outcome: Any) -> str:
+    """Short spelling of an Outcome or a partial outcome object: "sigsegv SEGV_ACCERR",
+    "handled via vmalloc_fault, major", "oops: null_pointer_dereference"."""
+    if outcome is None:
+        return "-"
+    partial = isinstance(outcome, dict)
+    data = dict(outcome) if partial else outcome.to_json()
+    kind = data.pop("kind")
+    parts = []
+    if "via" in data:
+        parts.append(f"via {data['via']}")
+    if data.get("major") is True:
+        parts.append("major")
+    elif data.get("major") is False and partial:
+        parts.append("minor")
+    for key in ("si_code", "reason"):
+        if key in data:
+            parts.append(str(data[key]))
+    if kind == "oops" and parts:
+        return f"oops: {', '.join(parts)}"
+    return f"{kind} {', '.join(parts)}".strip()
+
+
 def run_scenario(scn: Scenario):  # -> pfmodel.sim.result.Run
     """Run the scenario's machine on the simulator."""
     from .sim.run import run  # the simulator; imported here so parsing never needs it
@@ -1108,7 +1128,7 @@ def check_expectations(scn: Scenario, run: Any) -> list[str]:
     problems: list[str] = []
     exp = scn.expect
     if exp.outcome is not None and not run.outcome.matches(exp.outcome):
-        problems.append(f"outcome is {run.outcome}, expected {exp.outcome_text()}")
+        problems.append(f"outcome is {outcome_text(run.outcome)}, expected {outcome_text(exp.outcome)}")
     if exp.faults is not None and len(run.faults) != exp.faults:
         problems.append(f"the access took {len(run.faults)} fault(s), expected {exp.faults}")
     if exp.trace_contains:
@@ -1128,8 +1148,48 @@ def check_expectations(scn: Scenario, run: Any) -> list[str]:
     return problems
 
 
+_FINAL_NAMES: dict[str, int] = {**PTE_BIT_NAMES, **VM_FLAG_NAMES, **VM_FLAG_ALIASES, **PF_BIT_NAMES,
+                                 **EFLAGS_BIT_NAMES}
+
+
+def _final_number(value: Any) -> int | None:
+    """An int from a number, a numeric string or named bits; None if it is none of these."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        return None
+    total = 0
+    for token in (t.strip() for t in value.split("|")):
+        number = _int_or_none(token)
+        if number is None:
+            number = _FINAL_NAMES.get(token)
+        if number is None:
+            return None
+        total |= number
+    return total
+
+
 def _match_final(expected: Any, actual: Any, path: str) -> list[str]:
-    """Partial match: every key given must be present and equal (objects recursively)."""
+    """Partial match of the run's final state (see docs/scenario-format.md, Expectations).
+
+    Objects match key by key (keys not given are not checked), lists element by element,
+    numbers numerically (hex strings and named bits count as numbers), and
+    ``{"set": BITS, "clear": BITS}`` tests bits of a number.
+    """
+    if isinstance(expected, dict) and set(expected) <= {"set", "clear"} and expected:
+        number = _final_number(actual)
+        if number is None:
+            return [f"{path} is {json.dumps(actual)}, not a number whose bits can be tested"]
+        out = []
+        want_set = _final_number(expected.get("set", 0)) or 0
+        want_clear = _final_number(expected.get("clear", 0)) or 0
+        if number & want_set != want_set:
+            out.append(f"{path} is {number:#x}: {bits_text(want_set & ~number, 'bits:pte')} not set")
+        if number & want_clear:
+            out.append(f"{path} is {number:#x}: {bits_text(number & want_clear, 'bits:pte')} not clear")
+        return out
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
             return [f"{path} is {_show(actual)}, expected an object"]
@@ -1140,6 +1200,13 @@ def _match_final(expected: Any, actual: Any, path: str) -> list[str]:
             else:
                 out.extend(_match_final(value, actual[key], f"{path}.{key}"))
         return out
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return [f"{path} is {json.dumps(actual)}, expected {len(expected)} item(s)"]
+        return [p for i, (e, a) in enumerate(zip(expected, actual)) for p in _match_final(e, a, f"{path}[{i}]")]
+    want, got = _final_number(expected), _final_number(actual)
+    if want is not None and got is not None and not isinstance(expected, bool):
+        return [] if want == got else [f"{path} is {json.dumps(actual)}, expected {json.dumps(expected)}"]
     if expected != actual:
         return [f"{path} is {json.dumps(actual)}, expected {json.dumps(expected)}"]
     return []
@@ -1194,7 +1261,7 @@ def _schema_for(fd: FieldDef, cls: type | None) -> dict[str, Any]:
     elif kind == "results":
         s = {"type": "array", "minItems": 1, "items": {"enum": list(FAULT_RESULTS)}}
     elif kind == "strings":
-        s = {"type": "array", "items": {"type": "string"}}
+        s = {"type": "array", "items": {"enum": list(fd.choices)} if fd.choices else {"type": "string"}}
     elif kind == "extable":
         s = {"type": "array", "items": {"anyOf": [uint, numstr, {"const": "ip"}]}}
     elif kind == "entries":
@@ -1247,10 +1314,13 @@ def build_schema() -> dict[str, Any]:
     props["entries"] = {"type": "array", "description": "Another name for `ptes`.",
                         "items": {"$ref": "#/$defs/entry"}}
     props["expect"] = _object_schema(EXPECT_FIELDS, None, "What a run must show.")
-    outcome_props: dict[str, Any] = {"kind": {"enum": list(OUTCOME_KINDS)}}
+    outcome_kinds = []  # one object schema per kind: its own fields and their choices
     for kind, extra in _OUTCOME_FIELDS.items():
+        kprops: dict[str, Any] = {"kind": {"const": kind}}
         for key, choices in extra.items():
-            outcome_props.setdefault(key, {"type": "boolean"} if choices is None else {"enum": list(choices)})
+            kprops[key] = {"type": "boolean"} if choices is None else {"enum": list(choices)}
+        outcome_kinds.append({"type": "object", "properties": kprops, "required": ["kind"],
+                              "additionalProperties": False})
     ordered = {k: props[k] for k in TOP_KEYS + ("entries",)}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -1264,8 +1334,7 @@ def build_schema() -> dict[str, Any]:
         "not": {"required": ["ptes", "entries"]},
         "$defs": {
             "entry": _object_schema(ENTRY_FIELDS, EntrySpec),
-            "outcome": {"type": "object", "properties": outcome_props, "required": ["kind"],
-                        "additionalProperties": False},
+            "outcome": {"oneOf": outcome_kinds},
         },
     }
 
@@ -1305,6 +1374,8 @@ def _md_type(fd: FieldDef) -> str:
     }.get(kind)
     if kind == "enum":
         text = " / ".join(f"`{c}`" for c in fd.choices)
+    if kind == "strings" and fd.choices:
+        text = "list of " + " / ".join(f"`{c}`" for c in fd.choices)
     if fd.nullable:
         text += " or `null`"
     return text
@@ -1357,7 +1428,7 @@ __all__ = [
     "FORMAT", "KERNEL_TEXT_IP", "Scenario", "Expect", "FieldDef", "parse_scenario", "load_scenario",
     "loads_scenario", "save_scenario", "dumps_scenario", "fingerprint", "scenario_from_spec",
     "run_scenario", "check_expectations", "build_schema", "schema_text", "load_schema",
-    "fields_markdown", "bits_text", "step_key",
+    "fields_markdown", "bits_text", "step_key", "outcome_text",
 ]
 
 

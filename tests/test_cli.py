@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,7 +113,11 @@ def test_step_lines_group_by_function_and_show_why_and_changes():
 
     lines = step_lines(_synthetic_steps())
     headings = [line for line in lines if line.startswith("  ") and not line.startswith("    ")]
-    assert headings == ["  __do_page_fault  (seed 1.1)", "  find_vma  (seed 1.1.5)", "  access_error  (seed 1.1.8)"]
+    assert headings == ["  __do_page_fault", "  find_vma", "  access_error"]
+    # each step's section, printed once per run of equal sections within a function
+    assert lines[1].split()[0] == "1.1" and lines[next(i for i, x in enumerate(lines) if "did down_read" in x)].startswith(
+        "     ")
+    assert any(line.split()[:1] == ["1.1.8"] for line in lines)
     text = "\n".join(lines)
     assert "mmap_sem taken (read)" in text and "mmap_sem released" in text
     # the answer column lines up across the fault, even after a wrapped question
@@ -126,3 +131,94 @@ def test_step_lines_group_by_function_and_show_why_and_changes():
     assert "yes" in lines[access] and "PF_WRITE and no VM_WRITE" in lines[access]
     assert lines[access + 1].strip() == "mmap_sem released"
     assert max(len(line) for line in lines) < 120
+
+
+def test_routine_no_answers_are_counted_not_shown_unless_asked():
+    from pfmodel.explain import step_lines
+    from pfmodel.trace import Trace
+
+    t = Trace()
+    t.decide("kmmio_fault", False)            # routine when no
+    t.decide("kprobes_fault", True)           # a hook that claimed the fault is news
+    t.decide("pf_rsvd", False)                # not routine: a decision of the handler itself
+    short, full = step_lines(list(t)), step_lines(list(t), show_all=True)
+    assert not any("mmiotrace" in line for line in short) and any("mmiotrace" in line for line in full)
+    assert any("kprobe" in line for line in short) and any("PF_RSVD" in line for line in short)
+    assert "1 routine checks answered no" in short[-1]
+
+
+# --- run and explain on the simulator ----------------------------------------------------
+
+CX = ROOT / "counterexamples"
+T01 = CX / "t01a_copy_to_user_readonly_vma.json"
+
+
+def test_run_a_folder_prints_a_table_and_exits_0_when_all_match():
+    from pfmodel.scenario import load_scenario
+
+    result = invoke("run", str(CX))
+    assert result.exit_code == 0, result.output
+    files = sorted(CX.glob("*.json"))
+    for path in files:
+        assert load_scenario(path).name in result.output
+    assert f"{len(files)} scenarios, {len(files)} of {len(files)} with expectations as expected" in result.output
+    assert "FAIL" not in result.output
+
+
+def test_run_exits_1_and_says_why_when_an_expectation_is_not_met(tmp_path):
+    wrong = json.loads(T01.read_text())
+    wrong["expect"] = {"outcome": {"kind": "sigsegv", "si_code": "SEGV_ACCERR"},
+                       "trace_contains": ["smap_violation → true"]}
+    path = write(tmp_path / "wrong.json", wrong)
+    result = invoke("run", str(path))
+    assert result.exit_code == 1
+    assert "NOT as expected" in result.output
+    assert "outcome is fixup, expected sigsegv SEGV_ACCERR" in result.output
+    assert "'smap_violation → true' (it went false)" in result.output
+    # in a folder, the table marks it and the exit status is still 1
+    write(tmp_path / "good.json", json.loads(T01.read_text()))
+    result = invoke("run", str(tmp_path))
+    assert result.exit_code == 1 and "FAIL" in result.output and "1 of 2 with expectations" in result.output
+
+
+def test_run_without_expectations_is_exit_0(tmp_path):
+    path = write(tmp_path / "plain.json", {"access": {"address": "0x601000"}})
+    result = invoke("run", str(path))
+    assert result.exit_code == 0 and "sigsegv SEGV_MAPERR" in result.output
+
+
+def test_run_json_prints_the_whole_run():
+    result = invoke("run", "--json", str(T01))
+    assert result.exit_code == 0
+    doc = json.loads(result.output)
+    assert doc["name"] == "copy_to_user into a read-only VMA: fixup, not SIGSEGV"
+    assert doc["outcome"] == {"kind": "fixup"} and doc["ok"] is True and doc["problems"] == []
+    assert len(doc["faults"]) == 1 and doc["faults"][0]["error_code"] == "0x3"
+    steps = [s["decision"] for s in doc["faults"][0]["trace"]]
+    assert "access_error → true" in steps and "fixup_exception → true" in steps
+    assert doc["final"]["signals"] == [] and re.fullmatch(r"[0-9a-f]{16}", doc["fingerprint"])
+    listing = json.loads(invoke("run", "--json", str(CX)).output)
+    assert isinstance(listing, list) and len(listing) == len(list(CX.glob("*.json")))
+
+
+def test_explain_tells_the_run_step_by_step():
+    result = invoke("explain", str(T01))
+    assert result.exit_code == 0
+    text = result.output
+    lines = text.splitlines()
+    access = next(line for line in lines if "does access_error deny the access?" in line)
+    assert access.split()[0] == "1.1.8" and " yes " in access
+    assert "mmap_sem released" in text and "mmap_sem taken (read)" in text
+    assert "Fault 1 of 1: address 0x601000, error code 0x3 (PF_PROT|PF_WRITE), formed by the MMU" in text
+    assert "Outcome: fixup: the exception-table fixup runs" in text and "Expected: fixup, as expected" in text
+    assert any(line.startswith("Lesson: access_error denies the write") for line in lines)
+    assert "\x1b[" not in text   # plain text, no terminal codes
+    full = invoke("explain", "--all", str(T01)).output
+    assert "did mmiotrace (kmmio) claim the fault?" in full and "did mmiotrace" not in text
+
+
+def test_explain_exits_1_when_the_run_does_not_meet_the_expectation(tmp_path):
+    wrong = json.loads(T01.read_text())
+    wrong["expect"] = {"outcome": "oops"}
+    result = invoke("explain", str(write(tmp_path / "w.json", wrong)))
+    assert result.exit_code == 1 and "NOT as expected" in result.output

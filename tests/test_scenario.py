@@ -166,6 +166,14 @@ def test_pfn_is_combined_with_the_bits_and_written_back_apart():
     assert scn.to_json()["ptes"] == [{"address": "0x601000", "pfn": "0x1234", "value": "PRESENT|RW|USER|NX"}]
 
 
+def test_swap_entries_are_written_raw_not_split_into_frame_and_flags():
+    scn = parse_scenario(doc(ptes=[{"address": "0x601000", "value": 0x42 << 9}]))   # swap type 0, offset 0x42
+    assert scn.spec.entries[0].value == 0x8400
+    assert scn.to_json()["ptes"] == [{"address": "0x601000", "value": "0x8400"}]
+    prot_none = parse_scenario(doc(ptes=[{"address": "0x601000", "value": 0x1234120}]))
+    assert prot_none.to_json()["ptes"] == [{"address": "0x601000", "pfn": "0x1234", "value": "ACCESSED|PROTNONE"}]
+
+
 def test_entry_addresses_align_to_their_level_and_entries_is_an_alias_of_ptes():
     scn = parse_scenario(doc(entries=[{"address": "0x601234", "value": 0x67, "level": "pmd", "pfn": 5},
                                       {"address": "0x601234", "value": "PRESENT"}]))
@@ -240,6 +248,7 @@ def test_expect_fields_parse_and_outcome_shorthand():
     (doc(max_faults=0), "max_faults", "at least 1"),
     (doc(ptes=[], entries=[]), "entries", "both"),
     (doc(env={"fault": []}), "env.fault", "empty"),
+    (doc(env={"alloc_fail": ["pte", "anon_pgae"]}), "env.alloc_fail[1]", "not one of the allowed values"),
     (doc(env={"fault": ["RETRY", "SIGKILL"]}), "env.fault[1]", "not one of the allowed values"),
     (doc(task={"rlimit_stack": "8 megs"}), "task.rlimit_stack", "not a size"),
     (doc(regs={"ip": None}, access=None), "access", "expected an object"),
@@ -466,6 +475,8 @@ def test_schema_accepts_what_the_parser_accepts(data):
     doc(ptes=[], entries=[]),
     {"format": FORMAT},
     doc(expect={"outcome": {"kind": "segfault"}}),
+    doc(expect={"outcome": {"kind": "sigsegv", "si_code": "BUS_ADRERR"}}),
+    doc(expect={"outcome": {"kind": "fixup", "via": "kmmio"}}),
 ])
 def test_schema_rejects_what_the_parser_rejects(data):
     with pytest.raises(ScenarioError):
