@@ -81,7 +81,10 @@ def print_report(report) -> None:
     from . import divergence as div
     from .compare import CHANNELS
 
-    con = Console(highlight=False, soft_wrap=False)
+    import sys
+
+    # a pipe or a file gets the whole table unwrapped; a terminal keeps its own width
+    con = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 220)
     m = report.machine
     flags = " ".join(f"{k}" for k, v in sorted(m.cpu_flags.items()) if v) or "-"
     con.print(f"[bold]kernel[/bold] {m.kernel_release} {m.arch}   [bold]cpu[/bold] {flags}   "

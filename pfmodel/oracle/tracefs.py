@@ -3,9 +3,11 @@
 As root the oracle enables the ``exceptions:page_fault_user``/``page_fault_kernel``
 tracepoints (the raw hardware error code of every fault) and the ``mmap_lock``
 tracepoints (whether a fault touched mmap_lock, for read or write) in an instance of
-its own.  Each probe writes its pid to the instance's ``set_event_pid`` and brackets
-the measured access with ``trace_marker`` lines; the driver keeps that pid's events
-between the two markers.
+its own.  The instance traces the driver's pid with ``event-fork`` on, so every probe
+it starts (and the probe's own forks) is followed without a per-probe
+``set_event_pid`` write (which costs an RCU grace period); each probe brackets the
+measured access with ``trace_marker`` lines and the driver keeps that pid's events
+between the two markers, read from ``trace_pipe`` as they are consumed.
 
 Nothing is left behind: the instance is removed, and tracefs is unmounted (and its
 temporary mount point removed) if this module mounted it.
@@ -93,6 +95,7 @@ class Tracer:
         self.root: Path | None = None
         self.instance: Path | None = None
         self._mounted_at: Path | None = None
+        self._pipe: int | None = None
 
     def __enter__(self) -> "Tracer":
         if os.geteuid() != 0:
@@ -112,8 +115,9 @@ class Tracer:
             self.instance = self.root / "instances" / f"pfmodel-{os.getpid()}-{secrets.token_hex(4)}"
             self.instance.mkdir()
             self._write("buffer_size_kb", "1024")
-            self._write("set_event_pid", str(os.getpid()))  # mute everyone until a probe starts
-            self._write("options/event-fork", "1")           # fork pre-steps: follow children
+            self._write("options/event-fork", "1")           # follow the probes we start
+            self._write("set_event_pid", str(os.getpid()))
+            self._pipe = os.open(self.instance / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
             for event in EVENTS:
                 self._write(f"events/{event}/enable", "1")
         except TracefsUnavailable:
@@ -129,12 +133,18 @@ class Tracer:
 
     # --- per case ---------------------------------------------------------------------
     def collect(self, pid: int) -> list[TraceEvent]:
-        """The events of one finished probe; clears the buffer for the next."""
-        assert self.instance is not None
-        text = (self.instance / "trace").read_text(errors="replace")
-        with open(self.instance / "trace", "w"):
-            pass        # opening 'trace' for writing with truncation clears the buffer
-        return parse_trace(text, pid)
+        """The events of one finished probe (consumed from trace_pipe)."""
+        assert self._pipe is not None
+        chunks = []
+        while True:
+            try:
+                data = os.read(self._pipe, 1 << 16)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return parse_trace(b"".join(chunks).decode(errors="replace"), pid)
 
     # --- internals ---------------------------------------------------------------------
     def _write(self, name: str, value: str) -> None:
@@ -153,6 +163,9 @@ class Tracer:
         return str(point)
 
     def _cleanup(self) -> None:
+        if self._pipe is not None:
+            os.close(self._pipe)
+            self._pipe = None
         if self.instance is not None:
             try:
                 for event in EVENTS:

@@ -24,7 +24,7 @@
  *   pre=STEP,STEP                            read write dontneed fork forkexit mprotect:PROT
  *   access=read|write|exec|sys_read|sys_write|sys_pread
  *   len=N                                    syscall byte count
- *   tracefs=DIR                              tracefs instance: set_event_pid, trace_marker
+ *   tracefs=DIR                              tracefs instance: trace_marker
  *   tmpdir=DIR                               where the temporary files go
  */
 #define _GNU_SOURCE
@@ -106,15 +106,6 @@ static const char *arg(int argc, char **argv, const char *key, const char *dflt)
 }
 
 static long long num(const char *s) { return strtoll(s, NULL, 0); }
-
-static void write_str(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_TRUNC);
-    if (fd >= 0) {
-        if (write(fd, text, strlen(text)) < 0) { /* best effort */ }
-        close(fd);
-    }
-}
 
 /* ---- /proc/self/maps, read with raw syscalls into a static buffer ---- */
 struct vma { uint64_t start, end; char perms[5]; char name[64]; };
@@ -463,13 +454,11 @@ int main(int argc, char **argv)
         if (write(src, data, sizeof data) != (ssize_t)sizeof data) fail("write src");
     }
 
-    /* ---- tracefs: trace this process (and its forks); markers cut the window ---- */
+    /* ---- tracefs: the driver's instance follows its children (event-fork);
+     * markers with our pid cut the measured window out of the stream ---- */
     int marker = -1;
     char markbuf[128];
     if (tracefs[0]) {
-        snprintf(path, sizeof path, "%s/set_event_pid", tracefs);
-        snprintf(markbuf, sizeof markbuf, "%d\n", (int)getpid());
-        write_str(path, markbuf);
         snprintf(path, sizeof path, "%s/trace_marker", tracefs);
         marker = open(path, O_WRONLY);
     }
