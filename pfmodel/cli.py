@@ -133,7 +133,7 @@ def _expected_text(scn) -> str:
 
 
 def _print_one(scn, run, problems: list[str]) -> None:
-    from .scenario import bits_text, outcome_text
+    from .scenario import error_code_text, outcome_text
 
     con = _console()
     con.print(f"[bold]{scn.name}[/bold]  [dim]{scn.source}[/dim]")
@@ -143,8 +143,8 @@ def _print_one(scn, run, problems: list[str]) -> None:
         con.print(f"  expected  {_expected_text(scn)}   {verdict}")
     for i, f in enumerate(run.faults, 1):
         label = "faults" if i == 1 else ""
-        con.print(f"  {label:<9} {i}: {f.address:#x} error code {f.error_code:#x} "
-                  f"({bits_text(f.error_code, 'bits:pf')}) -> {outcome_text(f.outcome)}")
+        con.print(f"  {label:<9} {i}: {f.address:#x} error code {error_code_text(f.error_code)} "
+                  f"-> {outcome_text(f.outcome)}")
     for p in problems:
         con.print(f"  [red]- {p}[/red]")
 

@@ -13,7 +13,15 @@ import textwrap
 from typing import Any, Iterable
 
 from .outcome import Outcome
-from .scenario import KERNEL_TEXT_IP, Scenario, bits_text, check_expectations, fingerprint, outcome_text
+from .scenario import (
+    KERNEL_TEXT_IP,
+    Scenario,
+    bits_text,
+    check_expectations,
+    error_code_text,
+    fingerprint,
+    outcome_text,
+)
 from .sim.constants import FAULT_FLAG_NAMES, TASK_SIZE_MAX
 from .trace import DECISIONS, Step
 
@@ -103,7 +111,7 @@ def machine_lines(scn: Scenario) -> list[str]:
         what += ", a kernel-half address"
     lines.append(_kv("access", what))
     if acc.error_code is not None:
-        lines.append(_kv("", f"error code given: {acc.error_code:#x} ({bits_text(acc.error_code, 'bits:pf')})"))
+        lines.append(_kv("", f"error code given: {error_code_text(acc.error_code)}"))
     regs = []
     if spec.regs.ip is not None:
         where = "in the exception table" if spec.regs.ip in spec.kernel.exception_table else "no exception-table entry"
@@ -216,8 +224,7 @@ def fault_lines(run: Any, *, show_all: bool = False) -> list[str]:
         source = "formed by the MMU" if fault.hardware else "given by the scenario"
         if not fault.hardware_possible:
             source += "; real hardware never forms this code here"
-        head = (f"Fault {i} of {total}: address {fault.address:#x}, error code {fault.error_code:#x} "
-                f"({bits_text(fault.error_code, 'bits:pf')}), {source}")
+        head = f"Fault {i} of {total}: address {fault.address:#x}, error code {error_code_text(fault.error_code)}, {source}"
         lines += ["", head, ""]
         lines += step_lines(list(fault.trace), show_all=show_all)
         if total > 1:

@@ -862,6 +862,12 @@ def bits_text(value: int, kind: str, *, level: str = "pte") -> str:
     return "|".join(parts) if parts else "0"
 
 
+def error_code_text(error_code: int) -> str:
+    """"0x3 (PF_PROT|PF_WRITE)"; "0x0 (no bits)" for a supervisor read of a not-present page."""
+    names = bits_text(error_code, "bits:pf") if error_code else "no bits"
+    return f"{error_code:#x} ({names})"
+
+
 def _pte_names(value: int, level: str) -> dict[str, int]:
     """One name per bit, chosen by context: PSE (pmd/pud) or PAT (pte) for bit 7, GLOBAL
     (present) or PROTNONE (not present) for bit 8, PAT_LARGE only in a large entry."""
@@ -1428,7 +1434,7 @@ __all__ = [
     "FORMAT", "KERNEL_TEXT_IP", "Scenario", "Expect", "FieldDef", "parse_scenario", "load_scenario",
     "loads_scenario", "save_scenario", "dumps_scenario", "fingerprint", "scenario_from_spec",
     "run_scenario", "check_expectations", "build_schema", "schema_text", "load_schema",
-    "fields_markdown", "bits_text", "step_key", "outcome_text",
+    "fields_markdown", "bits_text", "step_key", "outcome_text", "error_code_text",
 ]
 
 

@@ -222,3 +222,26 @@ def test_explain_exits_1_when_the_run_does_not_meet_the_expectation(tmp_path):
     wrong["expect"] = {"outcome": "oops"}
     result = invoke("explain", str(write(tmp_path / "w.json", wrong)))
     assert result.exit_code == 1 and "NOT as expected" in result.output
+
+
+def _readme_block(command: str) -> list[str]:
+    """The lines the README shows after ``$ <command>`` in a text block."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split(f"$ {command}\n", 1)[1].split("```", 1)[0]
+    return block.rstrip("\n").splitlines()
+
+
+@pytest.mark.parametrize("command", [
+    "pfmodel run counterexamples/t04_exec_from_noexec_vma_two_faults.json",
+    "pfmodel explain counterexamples/k01_kernel_null_pointer_dereference.json",
+    "pfmodel run counterexamples/",
+])
+def test_the_readme_shows_real_output(command, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    shown = _readme_block(command)
+    actual = invoke(*command.split()[1:]).output.rstrip("\n").splitlines()
+    if "..." in shown:   # an excerpt: the lines shown before and after the ellipsis
+        cut = shown.index("...")
+        assert actual[:cut] == shown[:cut] and actual[len(actual) - len(shown[cut + 1:]):] == shown[cut + 1:]
+    else:
+        assert actual == shown
