@@ -74,7 +74,8 @@ def test_an_access_that_needs_no_fault_completes_with_no_faults():
 
 
 def test_a_pae_pdpte_with_reserved_bits_is_general_protection_not_a_page_fault():
-    s = spec(A, arch="i386-pae", entries=[EntrySpec(A, 0x1 | 0x2, level="pgd")  # RW is reserved in a PDPTE])
+    # RW is reserved in a PAE PDPTE: #GP when CR3 loads it.
+    s = spec(A, arch="i386-pae", entries=[EntrySpec(A, 0x1 | 0x2, level="pgd")])
     with pytest.raises(ScenarioError, match="#GP"):
         run(s)
 
