@@ -193,6 +193,20 @@ TABLE: tuple[ExpectedDivergence, ...] = (
         when=_exclusive_anon_mprotect_to_writable,
     ),
     ExpectedDivergence(
+        key="cow-reuse-by-refcount",
+        cases="a write to a write-protected private anonymous page after fork, when the child has exited",
+        channels=("page",),
+        predicted="do_wp_page reuses the page: it is anonymous and mapped once (reuse_swap_page, KF 2.4.14)",
+        kernel="the page is copied: reuse needs the page's reference count to be 1, and a transient "
+               "extra reference (a per-CPU LRU batch, the swap cache) makes the kernel copy",
+        change="copy-on-write reuse decided by page_count instead of the map count "
+               "('mm: do_wp_page() simplification'; later PageAnonExclusive, 5.19)",
+        since="5.9",
+        when=lambda ctx: ctx.case.map == "anon" and ctx.case.share == "private"
+        and "forkexit" in ctx.case.pre and ctx.case.access == "write",
+        values={"page": ("same frame", "new frame")},
+    ),
+    ExpectedDivergence(
         key="vsyscall-xonly-read",
         cases="user-mode read of the vsyscall page when the running kernel uses vsyscall=xonly",
         channels=("outcome", "signal_err", "hw_codes", "mmap_lock"),
@@ -230,3 +244,20 @@ def explain(ctx: Context, channel: str, table: tuple[ExpectedDivergence, ...] = 
         if row.explains(ctx, channel):
             return row
     return None
+
+
+def markdown_table(table: tuple[ExpectedDivergence, ...] = TABLE) -> str:
+    """The table as docs/oracle.md shows it (a test keeps the two identical)."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| key | cases | channels | pfmodel (4.4) predicts | the running kernel does | explained by | since |",
+             "|---|---|---|---|---|---|---|"]
+    for row in table:
+        channels = ", ".join(row.channels)
+        if row.values:
+            pinned = "; ".join(f"{ch}: {p} → {o}" for ch, (p, o) in sorted(row.values.items()))
+            channels += f" (exactly {pinned})"
+        lines.append(f"| `{row.key}` | {cell(row.cases)} | {cell(channels)} | {cell(row.predicted)} | "
+                     f"{cell(row.kernel)} | {cell(row.change)} | {cell(row.since)} |")
+    return "\n".join(lines) + "\n"

@@ -67,6 +67,17 @@ def fs_type(path: str, mountinfo: str) -> str:
     return best_type
 
 
+def has_capability(status_text: str, bit: int) -> bool:
+    """Whether /proc/self/status's effective capability set (CapEff) holds ``bit``."""
+    for line in status_text.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
+CAP_SYS_ADMIN = 21
+
+
 def kernel_text_address() -> int | None:
     """The address of the kernel's ``_text`` symbol, when /proc/kallsyms shows it (root)."""
     try:
@@ -88,6 +99,7 @@ class Machine:
     kernel_version: str
     arch: str
     euid: int
+    cap_sys_admin: bool                  # pagemap shows frame numbers only with it
     cpu_flags: dict[str, bool]           # nx, smep, smap, pku, ospke, la57
     thp: str                             # transparent_hugepage/enabled
     swap: list[str]                      # active swap devices
@@ -128,6 +140,7 @@ def detect(tmpdir: str | None = None) -> Machine:
         kernel_version=uname.version,
         arch=uname.machine,
         euid=os.geteuid() if hasattr(os, "geteuid") else -1,
+        cap_sys_admin=has_capability(_read("/proc/self/status"), CAP_SYS_ADMIN),
         cpu_flags={name: name in flags for name in ("nx", "smep", "smap", "pku", "ospke", "la57")},
         thp=_bracketed(_read("/sys/kernel/mm/transparent_hugepage/enabled", "unavailable")),
         swap=swap_devices(_read("/proc/swaps")),

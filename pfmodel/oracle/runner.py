@@ -177,8 +177,8 @@ def run_oracle(cases: list[Case], *, tracing: bool = True, machine: Machine | No
         except TracefsUnavailable as exc:
             tracing_state = f"off: {exc}"
             notes.append(f"tracepoint channels (hw_codes, mmap_lock) skipped: {exc}")
-    if machine.euid != 0:
-        notes.append("not root: pagemap hides frame numbers, so 'page' cannot tell a copy from a reuse")
+    if not machine.cap_sys_admin:
+        notes.append("no CAP_SYS_ADMIN: pagemap hides frame numbers, so 'page' cannot tell a copy from a reuse")
     try:
         for index, case in enumerate(runnable):
             if on_case:

@@ -23,7 +23,8 @@ from pfmodel.oracle.cases import (
     stack_cases,
 )
 from pfmodel.oracle.compare import CHANNELS, page_value, stack_value
-from pfmodel.oracle.machine import Machine, _bracketed, cpu_flags, fs_type, swap_devices, vsyscall_mode
+from pfmodel.oracle.machine import Machine, _bracketed, cpu_flags, fs_type, has_capability, swap_devices, \
+    vsyscall_mode
 from pfmodel.oracle.probe import MapEntry, Observation, PagemapEntry, ProbeError, TraceEvent, parse_output
 from pfmodel.oracle.tracefs import _find_tracefs, parse_trace
 from pfmodel.sim.constants import PAGE_COPY, PAGE_SHARED, VM_EXEC, VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE
@@ -165,6 +166,8 @@ def test_machine_text_parsers():
             "30 22 0:26 / /tmp rw - tmpfs tmpfs rw\n")
     assert fs_type("/tmp/x", info) == "tmpfs"
     assert fs_type("/var/tmp", info) == "ext4"
+    assert has_capability("CapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n", 21)
+    assert not has_capability("CapEff:\t0000000000000000\n", 21)
 
 
 # --- the case matrix ---------------------------------------------------------------------------
@@ -284,6 +287,7 @@ def test_stack_value_and_page_value():
 # --- the expected-divergence table ---------------------------------------------------------------
 
 MACHINE = Machine(system="Linux", kernel_release="6.18", kernel_version="", arch="x86_64", euid=0,
+                  cap_sys_admin=True,
                   cpu_flags={"nx": True, "smep": True, "smap": True, "pku": False, "ospke": False, "la57": False},
                   thp="madvise", swap=[], rlimit_stack=8 << 20, vsyscall="xonly", mmap_min_addr=4096,
                   overcommit_memory=0, pti=False, kernel_text=None, tmpdir="/tmp", tmpdir_fs="ext4")
@@ -379,6 +383,23 @@ def test_mprotect_and_vsyscall_rows_are_narrow():
     emulate = div.Context(case=vs, obs=obs, machine=Machine(**{**MACHINE.__dict__, "vsyscall": "emulate"}),
                           predicted=vctx.predicted, observed=vctx.observed)
     assert div.explain(emulate, "outcome") is None
+
+
+def test_cow_reuse_row_only_for_a_copy_after_the_child_exited():
+    obs = parse_output(json.dumps(probe_json()))
+    gone = Case(name="c", group="cow", map="anon", access="write", pre=("write", "forkexit"), pre_state="forkexit")
+    alive = Case(name="c", group="anon", map="anon", access="write", pre=("write", "fork"), pre_state="fork")
+    copy = ({"page": "same frame"}, {"page": "new frame"})
+    assert div.explain(_ctx(gone, obs, *copy), "page").key == "cow-reuse-by-refcount"
+    assert div.explain(_ctx(alive, obs, *copy), "page") is None
+    assert div.explain(_ctx(gone, obs, {"page": "new frame"}, {"page": "same frame"}), "page") is None
+
+
+def test_docs_show_the_table():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "oracle.md"
+    assert div.markdown_table() in docs.read_text(), "regenerate the table in docs/oracle.md"
 
 
 def test_every_row_is_complete():
