@@ -1122,11 +1122,12 @@ def outcome_text(outcome: Any) -> str:
     return f"{kind} {', '.join(parts)}".strip()
 
 
-def run_scenario(scn: Scenario):  # -> pfmodel.sim.result.Run
-    """Run the scenario's machine on the simulator."""
-    from .sim.run import run  # the simulator; imported here so parsing never needs it
+def run_scenario(scn: Scenario, *, overrides: dict | None = None):  # -> pfmodel.sim.result.Run
+    """Run the scenario's machine on the simulator (``overrides``: mutant kernel functions by
+    name, as ``pfmodel.sim.run.run`` takes them)."""
+    from .sim.run import run  # imported here: loading and saving scenarios never runs anything
 
-    return run(scn.to_spec())
+    return run(scn.to_spec(), overrides=overrides)
 
 
 def check_expectations(scn: Scenario, run: Any) -> list[str]:

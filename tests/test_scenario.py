@@ -504,3 +504,56 @@ def test_scenario_format_page_has_the_generated_field_reference():
     assert block.strip() == fields_markdown().strip(), \
         "regenerate: python -c 'from pfmodel.scenario import fields_markdown; print(fields_markdown())'"
 
+
+
+# --- checking a run against expect ------------------------------------------------------------
+
+def _fake_run(outcome, steps=(), final=None, faults=1):
+    """A Run-shaped object: check_expectations only reads outcome, faults[].trace and final."""
+    from types import SimpleNamespace
+
+    from pfmodel.outcome import Outcome
+    from pfmodel.trace import Trace
+
+    t = Trace()
+    for label, value in steps:
+        t.decide(label, value)
+    records = [SimpleNamespace(trace=t)] + [SimpleNamespace(trace=Trace()) for _ in range(faults - 1)]
+    return SimpleNamespace(outcome=Outcome.from_json(outcome), faults=records, final=final or {})
+
+
+def test_expectations_match_partially_and_explain_each_mismatch():
+    from pfmodel.scenario import check_expectations
+
+    scn = parse_scenario(doc(expect={"outcome": {"kind": "sigsegv"}, "faults": 1,
+                                     "trace_contains": ["access_error → true", "find_vma"]}))
+    ok = _fake_run({"kind": "sigsegv", "si_code": "SEGV_ACCERR"}, [("find_vma", "found"), ("access_error", True)])
+    assert check_expectations(scn, ok) == []
+    bad = _fake_run({"kind": "fixup"}, [("access_error", False)], faults=2)
+    problems = check_expectations(scn, bad)
+    assert problems == ["outcome is fixup, expected sigsegv",
+                        "the access took 2 fault(s), expected 1",
+                        "no fault's trace has 'access_error → true' (it went false)",
+                        "no fault's trace has a 'find_vma' step"]
+
+
+def test_final_state_matching_is_numeric_bitwise_and_partial():
+    from pfmodel.scenario import check_expectations
+
+    final = {"pte": "0x8000000000106067", "thread": {"error_code": "0x5", "cr2": "0x10"},
+             "vmas": [{"start": "0x7ffffffce000", "end": "0x7ffffffff000"}], "signals": []}
+    run = _fake_run({"kind": "fixup"}, final=final)
+
+    def problems(expected_final):
+        return check_expectations(parse_scenario(doc(expect={"final": expected_final})), run)
+
+    assert problems({"thread": {"error_code": "PF_PROT|PF_USER"}}) == []
+    assert problems({"thread": {"error_code": 5}}) == []
+    assert problems({"pte": {"set": "PRESENT|RW|USER|DIRTY|NX", "clear": "SPECIAL"}}) == []
+    assert problems({"vmas": [{"start": "0x7ffffffce000"}], "signals": []}) == []
+    assert problems({"pte": {"set": "SPECIAL", "clear": "NX"}}) == [
+        "final.pte is 0x8000000000106067: SPECIAL not set", "final.pte is 0x8000000000106067: NX not clear"]
+    assert problems({"thread": {"error_code": "0x7"}}) == ['final.thread.error_code is "0x5", expected "0x7"']
+    assert problems({"vmas": []}) == [f'final.vmas is {json.dumps(final["vmas"])}, expected 0 item(s)']
+    assert problems({"nr_ptes": 1}) == ["final.nr_ptes is missing from the run's final state"]
+    assert problems({"signals": ["SIGSEGV/SEGV_MAPERR"]}) == ['final.signals is [], expected 1 item(s)']
