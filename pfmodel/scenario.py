@@ -1127,7 +1127,30 @@ def run_scenario(scn: Scenario, *, overrides: dict | None = None):  # -> pfmodel
     name, as ``pfmodel.sim.run.run`` takes them)."""
     from .sim.run import run  # imported here: loading and saving scenarios never runs anything
 
-    return run(scn.to_spec(), overrides=overrides)
+    try:
+        return run(scn.to_spec(), overrides=overrides)
+    except ScenarioError as e:
+        # The simulator refused the machine: say which file, and name entries by what they
+        # map (the parser sorted them, so the simulator's indexes are not the file's).
+        e.where = f"{scn.source}: {_file_path(scn, e.where)}" if scn.source else _file_path(scn, e.where)
+        e.args = (e.message,)
+        raise
+
+
+def _file_path(scn: Scenario, where: str) -> str:
+    m = re.match(r"(entries|kernel\.kernel_mappings|vmas)\[(\d+)\](.*)", where or "")
+    if not m:
+        return where
+    kind, index, rest = m.group(1), int(m.group(2)), m.group(3)
+    if kind == "vmas" and index < len(scn.spec.vmas):
+        v = scn.spec.vmas[index]
+        return f"vmas (the VMA [{v.start:#x}, {v.end:#x})){rest}"
+    table = scn.spec.entries if kind == "entries" else scn.spec.kernel.kernel_mappings
+    if index < len(table):
+        e = table[index]
+        name = "ptes" if kind == "entries" else kind
+        return f"{name} (the {e.level} entry for {e.address:#x}){rest}"
+    return where
 
 
 def check_expectations(scn: Scenario, run: Any) -> list[str]:

@@ -245,3 +245,15 @@ def test_the_readme_shows_real_output(command, monkeypatch):
         assert actual[:cut] == shown[:cut] and actual[len(actual) - len(shown[cut + 1:]):] == shown[cut + 1:]
     else:
         assert actual == shown
+
+
+def test_a_machine_the_simulator_refuses_is_exit_2_naming_file_and_entry(tmp_path):
+    # a present pmd that links to frame 3, which is no page table (the simulator's check)
+    path = write(tmp_path / "link.json", {"access": {"address": "0x601000"},
+                                          "ptes": [{"address": "0x601000", "value": "PRESENT"},
+                                                   {"address": "0x600000", "level": "pmd", "pfn": 3,
+                                                    "value": "PRESENT|RW|USER"}]})
+    result = invoke("run", str(path))
+    assert result.exit_code == 2
+    assert f"{path}: ptes (the pmd entry for 0x600000).value:" in result.stderr
+    assert "not a page table" in result.stderr
