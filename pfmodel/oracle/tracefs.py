@@ -76,11 +76,18 @@ def parse_trace(text: str, pid: int) -> list[TraceEvent]:
     return events
 
 
+MOUNT_PREFIX = "pfmodel-tracefs-"
+
+
 def _find_tracefs(mounts_text: str) -> str | None:
+    """The system's tracefs mount point.  Another oracle run's temporary mount is not
+    used: that run unmounts it when it ends, whatever we are doing."""
     for line in mounts_text.splitlines():
         fields = line.split()
         if len(fields) >= 3 and fields[2] == "tracefs":
-            return fields[1].replace("\\040", " ")
+            point = fields[1].replace("\\040", " ")
+            if not os.path.basename(point).startswith(MOUNT_PREFIX):
+                return point
     return None
 
 
@@ -154,7 +161,7 @@ class Tracer:
 
     def _mount(self) -> str:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        point = Path(tempfile.mkdtemp(prefix="pfmodel-tracefs-"))
+        point = Path(tempfile.mkdtemp(prefix=MOUNT_PREFIX))
         if libc.mount(b"nodev", str(point).encode(), b"tracefs", 0, None) != 0:
             err = ctypes.get_errno()
             point.rmdir()

@@ -151,6 +151,8 @@ def test_target_faults_filter_by_page_and_lock_mode():
 def test_find_tracefs_in_proc_mounts():
     assert _find_tracefs("proc /proc proc rw 0 0\nnodev /sys/kernel/tracing tracefs rw 0 0\n") == "/sys/kernel/tracing"
     assert _find_tracefs("proc /proc proc rw 0 0\n") is None
+    # another run's temporary mount is not borrowed (it disappears when that run ends)
+    assert _find_tracefs("nodev /tmp/pfmodel-tracefs-ab12 tracefs rw 0 0\n") is None
 
 
 # --- machine facts --------------------------------------------------------------------------------
@@ -410,3 +412,62 @@ def test_every_row_is_complete():
         assert row.channels and set(row.channels) <= set(CHANNELS)
         assert set(row.values) <= set(row.channels)
         json.dumps(row.to_json())
+
+
+# --- the whole comparison on canned observations (the real simulator, no kernel) ------------
+
+def _canned(case: Case, **over) -> Observation:
+    obs = parse_output(json.dumps(probe_json(**over)))
+    obs.trace = None
+    return obs
+
+
+def test_compare_case_agrees_on_a_write_to_a_read_only_zero_page():
+    from pfmodel.oracle.runner import compare_case
+
+    case = Case(name="anon/private/r/write/read", group="anon", map="anon", access="write", prot="r",
+                pre=("read",), pre_state="read")
+    # the kernel's answer, as the probe printed it: SEGV_ACCERR, err 0x7, no fault counted
+    obs = _canned(case, err="0x7", pm_before="0xa000000000003b34", pm_after="0xa000000000003b34")
+    result = compare_case(case, obs, MACHINE, _simulate)
+    assert result.status == "agree", result.to_json()
+    assert result.channel("outcome").predicted == "sigsegv/SEGV_ACCERR"
+    assert result.channel("signal_err").predicted == "0x7"           # P|W|U on the zero page
+    assert result.channel("page").predicted == "same frame"
+    assert result.scenario["access"]["kind"] == "write"
+    # a kernel that had said SEGV_MAPERR would be an unexplained difference
+    wrong = _canned(case, si_code=1, err="0x7", pm_before="0xa000000000003b34", pm_after="0xa000000000003b34")
+    assert compare_case(case, wrong, MACHINE, _simulate).status == "differ"
+
+
+def test_compare_case_explains_the_removed_stack_cushion():
+    from pfmodel.oracle.runner import compare_case
+
+    case = Case(name="stack/growsdown/write/below-8/sp-far", group="stack", map="growsdown", access="write")
+    target = GD_START - 8
+    maps = [["0x555555554000", "0x555555556000", "r-xp", "/usr/bin/pfprobe"],
+            [hex(GD_START), hex(GD_START + 0x1000), "rw-p", ""],
+            ["0x7ffd00000000", "0x7ffd00021000", "rw-p", "[stack]"]]
+    after = [maps[0], [hex(GD_START - 0x1000), hex(GD_START + 0x1000), "rw-p", ""], maps[2]]
+    obs = _canned(case, target=hex(target), anchor=hex(GD_START), rsp="0x7ffd00020000", signal=0, si_code=0,
+                  err="0x0", trapno=0, minflt=1, pm_before="0x0", pm_after="0x8100000000001234",
+                  maps_before=maps, maps_after=after)
+    result = compare_case(case, obs, MACHINE, _simulate)
+    assert result.status == "expected", result.to_json()
+    assert result.channel("outcome").predicted == "sigsegv/SEGV_MAPERR"
+    assert result.channel("outcome").divergence == "stack-cushion-removed"
+    assert result.channel("stack").observed == "vm_start=page"
+    # with sp right above the target 4.4 grows the stack too (plus its guard page)
+    near = _canned(case, target=hex(target), anchor=hex(GD_START), rsp=hex(GD_START), signal=0, si_code=0,
+                   err="0x0", trapno=0, minflt=1, pm_before="0x0", pm_after="0x8100000000001234",
+                   maps_before=maps, maps_after=after)
+    result = compare_case(case, near, MACHINE, _simulate)
+    assert result.channel("outcome").verdict == "agree"
+    assert (result.channel("stack").predicted, result.channel("stack").divergence) == \
+        ("vm_start=page-1p", "stack-guard-page-removed")
+
+
+def _simulate(spec):
+    from pfmodel.sim.run import run
+
+    return run(spec)
