@@ -57,3 +57,10 @@ def test_every_scenario_is_a_different_machine_with_a_different_name():
 def test_the_outcomes_cover_every_kind_of_ending():
     kinds = {load_scenario(p).expect.outcome["kind"] for p in FILES}
     assert kinds == {"handled", "sigsegv", "sigbus", "fixup", "oops", "oom", "fatal_signal"}
+
+
+def test_the_format_page_example_replays_as_it_says():
+    page = (ROOT / "docs" / "scenario-format.md").read_text()
+    example = page.split("```json\n", 1)[1].split("```", 1)[0]
+    scn = loads_scenario(example, source="docs/scenario-format.md")
+    assert check_expectations(scn, run_scenario(scn)) == []
