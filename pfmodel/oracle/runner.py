@@ -130,9 +130,22 @@ def sim_zero_pfn() -> int:
 
 
 def _observation_json(obs) -> dict[str, Any]:
+    """The probe's observation, decoded: pagemap bits, the target's VMA before and after,
+    the trace events of the window."""
     data = {k: v for k, v in obs.raw.items() if k not in ("maps_before", "maps_after")}
+    for key, entry in (("pagemap_before", obs.pm_before), ("pagemap_after", obs.pm_after)):
+        if entry is not None:
+            data[key] = {"present": entry.present, "swapped": entry.swapped, "soft_dirty": entry.soft_dirty,
+                         "exclusive": entry.exclusive, "file_or_shared_anon": entry.file_or_shared,
+                         "pfn": None if entry.pfn is None else hex(entry.pfn)}
+    for key, vma in (("vma_before", obs.vma_before(obs.anchor)), ("vma_after", obs.vma_after(obs.target))):
+        data[key] = None if vma is None else {"start": hex(vma.start), "end": hex(vma.end),
+                                              "perms": vma.perms, "name": vma.name}
     if obs.trace is not None:
-        data["trace"] = [dataclasses.asdict(e) for e in obs.trace]
+        data["trace"] = [{"event": e.event,
+                          "address": None if e.address is None else hex(e.address),
+                          "error_code": None if e.error_code is None else hex(e.error_code),
+                          "write": e.write} for e in obs.trace]
     data["notes"] = list(obs.notes)
     return data
 
