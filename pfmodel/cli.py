@@ -204,6 +204,12 @@ from .oracle.command import oracle_cmd  # noqa: E402
 
 cli.add_command(oracle_cmd)
 
+# --- pfmodel check (the body lives in pfmodel/explore/commands.py) ------------------------
+
+from .explore.commands import check_cmd  # noqa: E402
+
+cli.add_command(check_cmd)
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

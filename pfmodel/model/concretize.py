@@ -72,6 +72,16 @@ class Resolver:
         return name in self.values
 
 
+def _memlock(r: Resolver) -> int:
+    """RLIMIT_MEMLOCK: 0 when exhausted; when unlimited, RLIM_INFINITY if it could matter
+    (T is VM_LOCKED), else the ordinary default."""
+    if r("task.rlimit_memlock") == "exhausted":
+        return 0
+    if r.bound("T.flags.locked") and r("T.flags.locked"):
+        return RLIM_INFINITY
+    return TaskSpec().rlimit_memlock
+
+
 def concretize(space: Space, bindings: dict[str, Any], *, calls: int = 1, max_faults: int = 4) -> MachineSpec:
     """The MachineSpec of a path.  ``calls``: how many handle_mm_fault calls the path
     made (the per-call environment lists get that many answers)."""
@@ -113,7 +123,7 @@ def concretize(space: Space, bindings: dict[str, Any], *, calls: int = 1, max_fa
         fatal_signal_pending=bool(r("task.fatal_signal")), memcg_oom=bool(r("task.memcg_oom")),
         rlimit_stack=RLIMIT_STACK,
         rlimit_as=None if r("task.rlimit_as") == "unlimited" else 0,
-        rlimit_memlock=RLIM_INFINITY if r("task.rlimit_memlock") == "unlimited" else 0,
+        rlimit_memlock=_memlock(r),
         cap_sys_rawio=bool(r("task.cap_sys_rawio")), cap_ipc_lock=bool(r("task.cap_ipc_lock")),
     )
 

@@ -219,12 +219,12 @@ def make_layout(arch: str) -> Layout:
         vmalloc = (VMALLOC_START_32, VMALLOC_END_32)
         kernel = [("kernel_direct", 0xC0100000), ("vmalloc", VMALLOC_START_32 + 0x1000)]
     addresses = [
+        ("T_inside", t.start + PAGE_SIZE),            # inside T, above its lowest page (the default)
         ("page0", 0x0),                               # below mmap_min_addr, below A
         ("above_A", a.end),                           # the page right above A (= vm_prev's end)
         ("stack_far", t.start - 16 * MIB),           # below T, beyond RLIMIT_STACK
         ("stack_near", t.start - PAGE_SIZE),         # the page right below T
         ("T_lowest", t.start),                        # T's lowest page (stack guard page)
-        ("T_inside", t.start + PAGE_SIZE),            # inside T, above its lowest page
         ("T_end", t.end),                             # vm_end: first address above T (no VMA)
         ("user_top", tsm - 1),                        # last user address (no VMA)
         ("kernel_start", tsm),                        # first kernel-space address

@@ -1,0 +1,185 @@
+"""The bodies of ``pfmodel check``, ``pfmodel graph`` and ``pfmodel table`` (added to the
+click group in ``pfmodel/cli.py``).  Bad input raises ``PfmodelError`` (exit status 2)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import KERNEL_VERSION, __version__
+from ..errors import UsageError
+from ..model.inputs import ARCHES, DEFAULT_SCOPES, SCOPES
+
+DEFAULT_OUT = "pfmodel-out"
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    con = Console(highlight=False, soft_wrap=False, stderr=stderr)
+    if not con.is_terminal:
+        con.width = max(con.width, 132)
+    return con
+
+
+def _progress_bar(enabled: bool):
+    """A rich progress bar on stderr (only on a terminal), as a (start, update, stop) triple."""
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    con = _console(stderr=True)
+    if not con.is_terminal:
+        return None
+    bar = Progress(TextColumn("[bold]checking[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=con, transient=True)
+    return bar
+
+
+# --- pfmodel check -------------------------------------------------------------------------
+
+@click.command("check")
+@click.option("--engine", default="exhaustive", show_default=True, metavar="ENGINE",
+              help="exhaustive (available); smt, random, all (not available yet).")
+@click.option("--property", "names", multiple=True, metavar="NAME", help="Check only this property (repeatable).")
+@click.option("--properties", "folders", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="Also load the *.py property files of DIR (repeatable).")
+@click.option("--no-builtin", is_flag=True, help="Do not load pfmodel's own property library.")
+@click.option("--arch", "arches", multiple=True, type=click.Choice(ARCHES), help="Architecture (default: both).")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(sorted(SCOPES)),
+              help="Input-space scope (default: " + ", ".join(DEFAULT_SCOPES) + ").")
+@click.option("--out", "out", default=DEFAULT_OUT, show_default=True, type=click.Path(path_type=Path),
+              metavar="DIR", help="Where counterexample scenarios are written.")
+@click.option("--no-conformance", is_flag=True,
+              help="Skip running every path on the simulator (simulator properties still run theirs).")
+@click.option("--all-error-codes", is_flag=True,
+              help="Enumerate every error code, also those the hardware never produces.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes (default: CPUs, max 4).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: tuple[Path, ...], no_builtin: bool,
+              arches: tuple[str, ...], scopes: tuple[str, ...], out: Path, no_conformance: bool,
+              all_error_codes: bool, workers: int | None, as_json: bool) -> None:
+    """Check the property library on every path of the model, and the model against the simulator.
+
+    Each property gets a verdict (holds / violated) next to its expected verdict; a
+    property expected to be violated (a naive belief) does not fail the run, one that
+    unexpectedly holds does.  Every violated property gets a counterexample scenario in
+    --out, replayable with `pfmodel run FILE`.  Every path is also concretized and run on
+    the simulator: a disagreement is reported as "conformance violated at step k".
+
+    Exit status: 0 every verdict as expected and no conformance violation; 1 otherwise;
+    2 bad input; 3 inconclusive.
+    """
+    from .check import check
+
+    bar = _progress_bar(not as_json)
+    task_id = None
+
+    def progress(done: int, total: int, what: str) -> None:
+        if bar is not None:
+            bar.update(task_id, total=total, completed=done, description=what)
+
+    if bar is not None:
+        bar.start()
+        task_id = bar.add_task("", total=None)
+    try:
+        report = check(names=names, folders=[str(f) for f in folders], builtin=not no_builtin,
+                       arches=arches or ARCHES, scopes=scopes or DEFAULT_SCOPES, engine=engine,
+                       conformance=not no_conformance, workers=workers, out=str(out),
+                       error_codes="all" if all_error_codes else "hardware", progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if as_json:
+        click.echo(json.dumps(report_json(report), indent=2))
+    else:
+        print_report(report)
+    ctx.exit(report.exit_code)
+
+
+def report_json(report: Any) -> dict[str, Any]:
+    props = []
+    for r in report.results:
+        c = r.counterexample
+        props.append({
+            "name": r.prop.name, "expected": r.prop.expected, "verdict": r.verdict, "as_expected": r.as_expected,
+            "statement": r.prop.statement, "on": r.prop.on, "source": r.prop.source,
+            "paths_checked": r.checked, "paths_applicable": r.applicable, "violations": r.violations,
+            "vacuous": r.vacuous, "seconds": round(r.seconds, 4),
+            "counterexample": None if c is None else {
+                "file": c.file, "replay": c.replay, "arch": c.arch, "scope": c.scope, "path": c.index,
+                "outcome": c.outcome, "trace": [f"{label} → {value}" for label, value in c.keys]},
+        })
+    return {
+        "pfmodel": __version__, "kernel": KERNEL_VERSION, "engine": report.engine,
+        "arches": list(report.arches), "scopes": list(report.scopes),
+        "ok": report.ok, "exit_status": report.exit_code, "seconds": round(report.seconds, 3),
+        "paths": report.paths, "states": report.states, "simulator_runs": report.sim_runs,
+        "explored": [{"arch": s.arch, "scope": s.scope, "paths": s.paths, "states": s.states} for s in report.stats],
+        "properties": props,
+        "conformance": {
+            "enabled": report.conformance, "paths_checked": report.conformance_checked,
+            "violations": report.disagreement_count,
+            "examples": [{"arch": d.arch, "scope": d.scope, "path": d.index, "message": d.describe(),
+                          "file": getattr(d, "file", ""),
+                          "replay": f"pfmodel run {getattr(d, 'file', '')}" if getattr(d, "file", "") else ""}
+                         for d in report.disagreements],
+        },
+    }
+
+
+def print_report(report: Any) -> None:
+    from rich.table import Table
+
+    con = _console()
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("property", overflow="fold")
+    table.add_column("expected", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("paths (applies/checked)", justify="right", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    for r in report.results:
+        verdict = r.verdict
+        mark = "[green]ok[/green]" if r.as_expected else "[red bold]UNEXPECTED[/red bold]"
+        if r.vacuous:
+            mark += " [yellow](vacuous)[/yellow]"
+        table.add_row(r.prop.name, r.prop.expected, verdict, mark, f"{r.applicable}/{r.checked}", f"{r.seconds:.2f}s")
+    con.print(table)
+    explored = ", ".join(f"{s.arch}/{s.scope} {s.paths}" for s in report.stats)
+    con.print(f"[dim]{report.engine}: {report.paths} paths, {report.states} states ({explored}); "
+              f"{report.sim_runs} simulator runs; {report.seconds:.1f}s[/dim]")
+    if report.conformance:
+        if report.disagreement_count == 0:
+            con.print(f"conformance: the simulator agrees with the model on all {report.conformance_checked} paths")
+        else:
+            con.print(f"[red bold]conformance violated on {report.disagreement_count} of "
+                      f"{report.conformance_checked} paths[/red bold]")
+            for d in report.disagreements:
+                con.print(f"  {d.arch}/{d.scope} path {d.index}: {d.describe()}")
+                if getattr(d, "file", ""):
+                    con.print(f"    pfmodel run {d.file}")
+    for r in report.results:
+        c = r.counterexample
+        if c is None:
+            continue
+        style = "" if r.as_expected else "[red bold]"
+        end = "" if r.as_expected else "[/red bold]"
+        con.print(f"{style}{r.prop.name} is violated ({'expected' if r.as_expected else 'NOT expected'}): "
+                  f"{c.arch}/{c.scope}, ends {c.outcome}{end}")
+        if c.file:
+            con.print(f"    pfmodel run {c.file}")
+    vacuous = [r.prop.name for r in report.results if r.vacuous]
+    if vacuous:
+        con.print(f"[yellow]vacuous (no path meets the premise): {', '.join(vacuous)}[/yellow]")
+    summary = "every verdict as expected" if report.ok else "some verdicts NOT as expected"
+    con.print(f"[green]{summary}[/green]" if report.ok else f"[red bold]{summary}[/red bold]")
+
+
+__all__ = ["check_cmd", "report_json", "print_report", "DEFAULT_OUT"]
+del sys, UsageError

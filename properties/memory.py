@@ -1,0 +1,138 @@
+"""Properties about what a fault does to memory: PTEs, counters, stack growth, OOM, and
+progress (P-PERM, P-PROGRESS, P-OOM, P-GAP of historical-bugs.md §0.2)."""
+
+from pfmodel.outcome import HANDLED, OOM, Outcome
+from pfmodel.properties import prop
+from pfmodel.sim.constants import VM_GROWSDOWN, VM_WRITE
+from pfmodel.x86.constants import PF_USER, PF_WRITE, _PAGE_DIRTY, _PAGE_RW
+
+# The places that store a PTE for the faulting access itself (do_numa_page only restores
+# the VMA's protection: a write then faults again and takes the COW path).
+WRITE_PATHS = ("handle_pte_fault", "do_anonymous_page", "do_fault", "do_swap_page", "do_wp_page")
+
+
+def _handled_by_mm(r):
+    return r.outcome.kind == HANDLED and r.outcome.via == "handle_mm_fault"
+
+
+@prop(name="write_fault_leaves_writable_dirty", expected="holds",
+      statement="A write fault that handle_mm_fault resolves by storing a PTE (or a huge pmd) "
+                "leaves it writable and dirty.",
+      rationale="2.7 / KF 2.4.6-2.4.14: the write paths all end in pte_mkdirty plus "
+                "maybe_mkwrite on a VMA that access_error found VM_WRITE (do_anonymous_page, "
+                "do_cow_fault/do_shared_fault, do_swap_page's reuse, wp_page_reuse/copy, "
+                "do_huge_pmd_wp_page), so the re-executed write succeeds (P-PROGRESS).",
+      when=lambda r: _handled_by_mm(r) and (r.final.pte_written_by in WRITE_PATHS
+                                           or r.final.pmd_written_by == "do_huge_pmd_wp_page"))
+def _write_dirty(r):
+    o = r.o
+    write = o.test(r.word("error_code"), PF_WRITE)
+    entry = r.final.pmd if r.final.pmd_written_by == "do_huge_pmd_wp_page" else r.final.pte
+    return o.implies(write, lambda: o.and_(o.test(entry, _PAGE_RW), o.test(entry, _PAGE_DIRTY)))
+
+
+@prop(name="fault_accounting", expected="holds",
+      statement="A fault that gets through handle_mm_fault without an error increments exactly "
+                "one of maj_flt/min_flt, maj_flt iff some call returned VM_FAULT_MAJOR; every "
+                "other ending increments neither.",
+      rationale="Seed 1.1: 'major |= fault & VM_FAULT_MAJOR' over both passes, then one "
+                "increment after up_read and the VM_FAULT_ERROR test; every earlier return "
+                "skips the accounting (historical-bugs T13).")
+def _accounting(r):
+    maj, mn = r.changes("maj_flt"), r.changes("min_flt")
+    if not r.took("fault_error", "false"):
+        return not maj and not mn
+    major = any("MAJOR" in v for v in r.values("handle_mm_fault"))
+    return (maj, mn) == ((["+1"], []) if major else ([], ["+1"]))
+
+
+@prop(name="stack_growth_bounded", expected="holds",
+      statement="Only VM_GROWSDOWN VMAs grow; a user-mode fault below a stack grows it only "
+                "within 65536 + 32 * sizeof(long) bytes below sp.",
+      rationale="Seed 1.1: the VM_GROWSDOWN test and, for PF_USER, the 'enter $65535, $31' "
+                "cushion precede expand_stack; check_stack_guard_page only grows a "
+                "GROWSDOWN VMA (KF 2.2.14, 2.4.8, historical-bugs T2).",
+      when=lambda r: bool(r.changes("stack_grown")))
+def _stack_bounded(r):
+    o = r.o
+    ok = o.test(r.vma_flags, VM_GROWSDOWN)
+    if r.took("expand_stack", "false"):
+        user = o.test(r.word("error_code"), PF_USER)
+        within = o.uge(o.add(r.word("address"), r.layout.cushion), r.word("sp"))
+        ok = o.and_(ok, lambda: o.implies(user, lambda: within))
+    return ok
+
+
+@prop(name="no_write_to_readonly_vma", expected="holds",
+      statement="A user write to a VMA without VM_WRITE never ends handled by handle_mm_fault.",
+      rationale="1.1.8: access_error denies every write without VM_WRITE, before "
+                "handle_mm_fault (P-PERM).",
+      when=lambda r: r.final.vma is not None and r.took("user_mode", "true"))
+def _no_write_ro(r):
+    o = r.o
+    ro_write = o.and_(o.test(r.word("error_code"), PF_WRITE), lambda: o.not_(o.test(r.vma_flags, VM_WRITE)))
+    return o.implies(ro_write, not _handled_by_mm(r))
+
+
+@prop(name="handled_means_access_allowed", expected="holds",
+      statement="handle_mm_fault is only called after access_error allowed the access.",
+      rationale="Seed 1.1: good_area runs access_error first, on every pass (the retry "
+                "re-runs find_vma and access_error).",
+      when=lambda r: bool(r.calls))
+def _hmf_after_access(r):
+    return r.values("access_error")[: len(r.calls)] == ["false"] * len(r.calls)
+
+
+@prop(name="kernel_oom_never_invokes_oom_killer", expected="holds",
+      statement="A kernel-mode VM_FAULT_OOM never runs the OOM killer: it ends in a fixup or an "
+                "oops; only user faults reach pagefault_out_of_memory.",
+      rationale="1.1.13: VM_FAULT_OOM without PF_USER goes to no_context (P-OOM, "
+                "historical-bugs 8.4).",
+      when=lambda r: r.took("vm_fault_oom", "true"))
+def _kernel_oom(r):
+    user = r.o.test(r.word("error_code"), PF_USER)  # the handler's code: PF_USER was ORed in
+    kernel_ok = not r.changes("oom_killer") and r.outcome.kind != OOM
+    user_mode = r.bool("user_mode")
+    return r.o.implies(r.o.not_(user_mode), lambda: r.o.and_(r.o.not_(user), kernel_ok))
+
+
+def _progress(r):
+    """P-PROGRESS on the simulator: no fault repeats itself unchanged and handled."""
+    run = r.sim
+    if run is None:
+        return True
+    if run.bound_hit:
+        return False
+    faults = run.faults
+    for a, b in zip(faults, faults[1:]):
+        if (a.outcome.kind == HANDLED and b.outcome == a.outcome and a.address == b.address
+                and a.error_code == b.error_code and a.trace.keys() == b.trace.keys()):
+            return False
+    return True
+
+
+# Decisions after which handle_mm_fault deliberately returns without resolving the fault,
+# leaving it to be taken again once another CPU or thread has finished: a PTE changed under
+# us, a huge pmd being split, a migration entry, a truncated page, a userfaultfd wait
+# interrupted by a signal, a RETRY taken back to user mode.  The simulator's environment is
+# static, so these repeat there; progress then depends on the rest of the system.
+COME_BACK_LATER = (("pte_same", "false"), ("anon_pte_none_recheck", "false"), ("do_fault_pte_same", "false"),
+                   ("swap_pte_same", "false"), ("numa_pte_same", "false"), ("pmd_trans_splitting", "true"),
+                   ("swap_entry_kind", "migration"), ("handle_userfault", "0"), ("vma_fault", "VM_FAULT_NOPAGE"),
+                   ("vma_fault", "VM_FAULT_MAJOR|VM_FAULT_NOPAGE"), ("page_mkwrite", "VM_FAULT_NOPAGE"),
+                   ("fault_retry", "true"))
+
+
+@prop(name="handled_makes_progress", expected="holds", on="simulator",
+      statement="After handle_mm_fault resolves a fault, re-executing the access on the "
+                "simulator's MMU succeeds, or faults differently, within a small bound: no fault "
+                "loop (unless the handler deliberately left the fault to be taken again after a "
+                "race, a split, a migration or a RETRY).",
+      rationale="Seed 1.1 'make sure we exit gracefully rather than endlessly redo the fault' "
+                "(P-PROGRESS): a resolved fault must change what the hardware sees.",
+      when=lambda r: _handled_by_mm(r) and not any(r.took(label, value) for label, value in COME_BACK_LATER))
+def _handled_progress(r):
+    return _progress(r)
+
+
+__all__ = ["WRITE_PATHS", "Outcome"]

@@ -1,0 +1,77 @@
+"""`pfmodel check` end to end: the table, JSON, exit statuses, counterexample files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from pfmodel.cli import cli
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_check_json_report_and_counterexamples_that_replay(tmp_path):
+    out = tmp_path / "out"
+    r = invoke("check", "--no-conformance", "--scope", "handler", "--arch", "x86_64", "--out", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["ok"] is True and doc["engine"] == "exhaustive" and doc["paths"] > 1000
+    by_name = {p["name"]: p for p in doc["properties"]}
+    naive = by_name["naive_access_error_sigsegv"]
+    assert naive["verdict"] == "violated" and naive["as_expected"]
+    assert naive["counterexample"]["replay"] == f"pfmodel run {naive['counterexample']['file']}"
+    assert by_name["mmap_sem_released"]["verdict"] == "holds"
+    assert by_name["mmap_sem_released"]["counterexample"] is None
+    files = sorted(out.glob("*.json"))
+    assert files, "expected-violated properties must leave counterexamples"
+    for f in files:
+        replay = invoke("run", str(f))
+        assert replay.exit_code == 0, replay.output   # the file's expectations hold on replay
+
+
+def test_check_table_output_names_every_property():
+    r = invoke("check", "--no-conformance", "--scope", "stack", "--out", "/dev/null/x", "--property",
+               "stack_growth_bounded", "--property", "mmap_sem_released")
+    # --out cannot be created, but nothing is violated, so nothing is written.
+    assert r.exit_code == 0, r.output
+    assert "stack_growth_bounded" in r.output and "mmap_sem_released" in r.output
+    assert "every verdict as expected" in r.output
+
+
+def test_unknown_property_is_exit_2():
+    r = CliRunner().invoke(cli, ["check", "--property", "no_such_thing"])
+    assert r.exit_code == 2 and "unknown property" in r.output
+
+
+@pytest.mark.parametrize("engine", ["smt", "random", "all"])
+def test_engines_not_available_yet_are_exit_2(engine):
+    r = CliRunner().invoke(cli, ["check", "--engine", engine])
+    assert r.exit_code == 2 and "not available yet" in r.output
+
+
+def test_unknown_engine_is_exit_2():
+    r = CliRunner().invoke(cli, ["check", "--engine", "quantum"])
+    assert r.exit_code == 2 and "unknown engine" in r.output
+
+
+def test_a_violated_property_exits_1_and_writes_its_counterexample(tmp_path):
+    props = tmp_path / "props"
+    props.mkdir()
+    (props / "p.py").write_text(
+        "from pfmodel.properties import prop\n"
+        "@prop(name='no_fixups', statement='Nothing is fixed up.', rationale='wrong on purpose')\n"
+        "def _(r):\n    return r.outcome.kind != 'fixup'\n")
+    out = tmp_path / "out"
+    r = invoke("check", "--no-conformance", "--no-builtin", "--properties", str(props), "--scope", "handler",
+               "--arch", "i386-pae", "--out", str(out))
+    assert r.exit_code == 1
+    assert "NOT expected" in r.output
+    cex = out / "no_fixups.json"
+    assert cex.exists()
+    doc = json.loads(cex.read_text())
+    assert doc["arch"] == "i386-pae" and doc["expect"]["outcome"]["kind"] == "fixup"
+    assert invoke("run", str(cex)).exit_code == 0
