@@ -772,8 +772,16 @@ def is_f00f_bug(regs: PtRegs, address: int) -> int:
 
 
 def emulate_vsyscall(regs: PtRegs, address: int) -> bool:
-    """KF 2.2.17 (no seed section): false only with vsyscall=none."""
-    return machine().env.vsyscall == "emulate"
+    """KF 2.2.17 (no seed section): false only with vsyscall=none.
+
+    Emulation performs the call and moves ip to the caller's return address, so the
+    faulting fetch is not re-executed: the run loop sees ``instruction_emulated``.
+    """
+    m = machine()
+    if m.env.vsyscall != "emulate":
+        return False
+    m.instruction_emulated = True
+    return True
 
 
 # --- no_context and the exception table (seed 1.1.12; KF 2.2.19, 2.2.20) -----------------------

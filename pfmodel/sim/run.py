@@ -111,6 +111,11 @@ def _run(m: Machine, spec: MachineSpec) -> Run:
         faults.append(record)
         if record.outcome.kind != HANDLED:
             break
+        if m.instruction_emulated:
+            # emulate_vsyscall ran the call itself; the faulting fetch is never retried.
+            completed = True
+            notes.append(f"fault {len(faults)}: the instruction was emulated, not re-executed")
+            break
 
     if faults:
         outcome = faults[-1].outcome

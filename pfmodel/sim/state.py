@@ -218,6 +218,7 @@ class Machine:
     next_huge_pfn: int = 0x40000      # 2/4 MiB-aligned data frames for huge pages (1 GiB up)
     outcome: Outcome | None = None
     oops_reason: str | None = None
+    instruction_emulated: bool = False  # the handler completed the instruction itself (vsyscall)
     log: list[str] = field(default_factory=list)
     vm_events: dict[str, int] = field(default_factory=dict)
     perf_events: dict[str, int] = field(default_factory=dict)

@@ -54,10 +54,7 @@ REPRESENTATIVE = [
 ]
 
 # Cases where the simulator (not the kernel) is known to be wrong; strict, so a fix shows.
-KNOWN_SIMULATOR_BUGS = {
-    "special/vsyscall/exec": "the simulator re-executes the fetch after emulate_vsyscall returned "
-                             "'handled' and livelocks until max_faults (the emulation moves ip past the call)",
-}
+KNOWN_SIMULATOR_BUGS: dict[str, str] = {}
 
 
 def _by_name(report):
