@@ -204,11 +204,13 @@ from .oracle.command import oracle_cmd  # noqa: E402
 
 cli.add_command(oracle_cmd)
 
-# --- pfmodel check (the body lives in pfmodel/explore/commands.py) ------------------------
+# --- pfmodel check, graph, table (the bodies live in pfmodel/explore/commands.py) ----------
 
-from .explore.commands import check_cmd  # noqa: E402
+from .explore.commands import check_cmd, graph_cmd, table_cmd  # noqa: E402
 
 cli.add_command(check_cmd)
+cli.add_command(graph_cmd)
+cli.add_command(table_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -183,3 +183,122 @@ def print_report(report: Any) -> None:
 
 __all__ = ["check_cmd", "report_json", "print_report", "DEFAULT_OUT"]
 del sys, UsageError
+
+
+# --- pfmodel graph -------------------------------------------------------------------------
+
+@click.command("graph")
+@click.option("--format", "fmt", type=click.Choice(["dot", "graphml", "json"]), default="dot", show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Write the graph here (default: standard output).")
+@click.option("--arch", "arches", multiple=True, type=click.Choice(ARCHES), help="Architecture (default: both).")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(sorted(SCOPES)),
+              help="Input-space scope (default: " + ", ".join(DEFAULT_SCOPES) + ").")
+@click.option("--coverage", "show_coverage", is_flag=True,
+              help="Print how often each decision value is taken (always printed with --out).")
+@click.pass_context
+def graph_cmd(ctx: click.Context, fmt: str, out: Path | None, arches: tuple[str, ...], scopes: tuple[str, ...],
+              show_coverage: bool) -> None:
+    """Export the model's state graph: locations as nodes, actions (decision → value) as
+    edges weighted by the number of paths, outcomes as sinks.
+
+    Also reports coverage: every decision value of the trace vocabulary that no path
+    takes is listed, either as unreachable by design (with the reason) or as a vacuity
+    warning (exit status 1: a branch no property can say anything about).
+    """
+    from .graph import build_graph, to_dot, to_graphml, to_json
+
+    g, cov = build_graph(arches or ARCHES, scopes or DEFAULT_SCOPES)
+    text = {"dot": to_dot, "graphml": to_graphml, "json": lambda gr: to_json(gr, cov)}[fmt](g)
+    if out is None:
+        click.echo(text, nl=False)
+        if show_coverage:
+            _print_coverage(cov, g, stderr=True)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        _print_coverage(cov, g, stderr=False, verbose=show_coverage)
+        click.echo(f"wrote {out} ({g.number_of_nodes()} nodes, {g.number_of_edges()} edges)")
+    ctx.exit(1 if cov.vacuous else 0)
+
+
+def _print_coverage(cov: Any, g: Any, *, stderr: bool, verbose: bool = True) -> None:
+    con = _console(stderr=stderr)
+    if verbose:
+        from rich.table import Table
+
+        table = Table(show_edge=False, pad_edge=False, header_style="bold")
+        table.add_column("decision")
+        table.add_column("value")
+        table.add_column("paths", justify="right")
+        for (label, value), n in sorted(cov.counts.items()):
+            table.add_row(label, value, str(n))
+        con.print(table)
+    reached = len(cov.counts)
+    con.print(f"coverage: {reached} decision values reached; {len(cov.by_design)} unreachable by design; "
+              f"{len(cov.vacuous)} never reached")
+    for label, value, why in cov.by_design:
+        con.print(f"  [dim]unreachable by design: {label} → {value}: {why}[/dim]")
+    for label, value in cov.vacuous:
+        con.print(f"  [yellow]vacuity warning: no path takes {label} → {value}[/yellow]")
+
+
+# --- pfmodel table -------------------------------------------------------------------------
+
+@click.command("table")
+@click.option("--rows", default="error_code", show_default=True, metavar="DIM",
+              help="Row dimension: error_code, mode, vm_flags, kind, pte, pmd, address, or an input name.")
+@click.option("--cols", default="vm_flags", show_default=True, metavar="DIM", help="Column dimension.")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Fix a dimension (pte=none, mode=kernel) or an input (cpu.smap=false) (repeatable).")
+@click.option("--arch", type=click.Choice(ARCHES), default="x86_64", show_default=True)
+@click.option("--explore-rest", "scope", type=click.Choice(sorted(SCOPES)), default=None,
+              help="Explore every other input of this scope in each cell (else they take their defaults).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "csv", "json"]), default="text",
+              show_default=True)
+@click.option("--no-conformance", is_flag=True, help="Do not run each cell on the simulator.")
+@click.option("--list", "list_dims", is_flag=True, help="List the dimensions and inputs, then exit.")
+@click.pass_context
+def table_cmd(ctx: click.Context, rows: str, cols: str, settings: tuple[str, ...], arch: str, scope: str | None,
+              fmt: str, no_conformance: bool, list_dims: bool) -> None:
+    """Outcome tables over two dimensions (eager mode): every cell is one assignment of the
+    chosen inputs, run on the model (and on the simulator: a disagreement marks the cell
+    with ≠ and makes the exit status 1).
+
+    Example: `pfmodel table --rows error_code --cols vm_flags --set pte=none --set mode=user`.
+    """
+    from ..model.inputs import build_space
+    from .table import build_table, dimensions
+
+    if list_dims:
+        space = build_space(arch, "full")
+        con = _console()
+        for d in dimensions(space).values():
+            con.print(f"[bold]{d.name}[/bold]: {d.doc}: " + ", ".join(label for label, _ in d.values))
+        con.print("[bold]inputs[/bold]: " + ", ".join(sorted(space.inputs)))
+        ctx.exit(0)
+    tb = build_table(arch, rows, cols, list(settings), explore_rest=scope, conformance=not no_conformance)
+    if fmt == "json":
+        click.echo(json.dumps(tb.to_json(), indent=2))
+    elif fmt == "markdown":
+        click.echo(tb.to_markdown(), nl=False)
+    elif fmt == "csv":
+        click.echo(tb.to_csv(), nl=False)
+    else:
+        from rich.table import Table
+
+        con = _console()
+        fixed = ", ".join(f"{k}={v}" for k, v in sorted(tb.fixed.items())) or "defaults"
+        table = Table(title=f"{arch}: {rows} × {cols} ({fixed})", show_lines=False, header_style="bold")
+        table.add_column(f"{rows} \\ {cols}", no_wrap=True)
+        for label, _ in tb.cols.values:
+            table.add_column(label, overflow="fold")
+        for row in tb.cells:
+            table.add_row(row[0].row, *[c.text() for c in row])
+        con.print(table)
+    for d in tb.disagreements:
+        click.echo(d, err=True)
+    ctx.exit(1 if tb.disagreements else 0)
+
+
+__all__ += ["graph_cmd", "table_cmd"]

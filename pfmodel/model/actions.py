@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from ..outcome import Outcome
 from ..sim.constants import (
+    EFAULT,
     EPERM,
     ENOMEM,
     FAULT_FLAG_ALLOW_RETRY,
@@ -44,6 +45,7 @@ from ..sim.constants import (
     VM_FAULT_SIGSEGV,
     VM_FAULT_WRITE,
     VM_GROWSDOWN,
+    VM_GROWSUP,
     VM_HUGETLB,
     VM_LOCKED,
     VM_READ,
@@ -128,6 +130,15 @@ def _prev(m: Machine, name: str) -> Any:
     for k, v in enumerate(vmas):
         if v.name == name:
             return vmas[k - 1] if k else None
+    raise KeyError(name)
+
+
+def _next(m: Machine, name: str) -> Any:
+    """vm_next of VMA ``name`` in the layout, or None."""
+    vmas = m.layout.vmas
+    for k, v in enumerate(vmas):
+        if v.name == name:
+            return vmas[k + 1] if k + 1 < len(vmas) else None
     raise KeyError(name)
 
 
@@ -416,6 +427,9 @@ def stack_cushion(m: Machine, s: State) -> None:
 def expand_stack_prev(m: Machine, s: State) -> None:
     """KF 2.2.14: a non-GROWSDOWN vm_prev ending exactly at the new start blocks growth."""
     o = m.o
+    if m.split(m.i.bool("kernel.seed_expand_stack")):
+        seed_expand_stack_next(m, s)
+        return
     new_start = o.band(_addr(m), _page_mask(m))
     prev = _prev(m, s.vma)
     if prev is None:
@@ -429,6 +443,34 @@ def expand_stack_prev(m: Machine, s: State) -> None:
     else:
         s.grow_addr = new_start
         m.call(s, "expand_downwards:anon_vma_prepare", "expand_stack:result")
+
+
+def seed_expand_stack_next(m: Machine, s: State) -> None:
+    """Seed 1.1.7 taken literally (the CONFIG_STACK_GROWSUP variant; KF 4.1): a non-GROWSUP
+    vm_next starting right above the page blocks growth."""
+    o = m.o
+    page = o.band(_addr(m), _page_mask(m))
+    nxt = _next(m, s.vma)
+    if nxt is None:
+        blocks: Any = False
+    else:
+        # !(next->vm_flags & VM_GROWSUP) is always true on x86: VM_GROWSUP is 0.
+        blocks = o.eq(nxt.start, o.add(page, PAGE_SIZE))
+    if m.decide(s, "next_blocks_growth", blocks):
+        s.err = -ENOMEM
+        m.goto(s, "expand_stack:result")
+    else:
+        m.goto(s, "expand_upwards:vm_growsup")
+
+
+@action("expand_upwards:vm_growsup", "vm_growsup")
+def expand_upwards_vm_growsup(m: Machine, s: State) -> None:
+    """Seed 1.1.7.1: only a VM_GROWSUP VMA grows up -- and VM_GROWSUP is 0 on x86, so every
+    access below a stack fails here (-EFAULT)."""
+    if m.decide(s, "vm_growsup", m.o.test(_vm_flags(m, s), VM_GROWSUP)):
+        raise AssertionError("VM_GROWSUP is 0 on x86")  # unreachable: the test is on a zero mask
+    s.err = -EFAULT
+    m.goto(s, "expand_stack:result")
 
 
 @action("expand_stack:result", "expand_stack")
@@ -498,7 +540,7 @@ def ed_acct_stack_growth(m: Machine, s: State) -> None:
                    lambda: o.sub(size, PAGE_SIZE), size)
     if m.i.choice("task.rlimit_as") == "exhausted":
         verdict = "rlimit_as"
-    elif m.split(o.ugt(actual, RLIMIT_STACK)):
+    elif m.i.choice("task.rlimit_stack") != "unlimited" and m.split(o.ugt(actual, RLIMIT_STACK)):
         verdict = "rlimit_stack"
     elif m.split(o.and_(o.test(flags, VM_LOCKED),
                         lambda: m.i.choice("task.rlimit_memlock") == "exhausted",
@@ -897,18 +939,25 @@ def hugetlb_fault(m: Machine, s: State) -> None:
 
 @action("__handle_mm_fault:pud_alloc", "pud_alloc")
 def pud_alloc(m: Machine, s: State) -> None:
-    """2.3 / KF 2.4.2: the upper levels exist in the model's page tables (no allocation)."""
-    if m.decide(s, "pud_alloc", False):
+    """2.3 / KF 2.4.2: a none pgd entry gets a PUD page (x86-64 only: on PAE the pgd level
+    is folded and never none); the allocation may fail."""
+    upper = m.i.choice("pt.upper") if s.upper is None else s.upper
+    failed = m.o.and_(upper == "pgd_none", lambda: m.i.bool("alloc.pud"))
+    if m.decide(s, "pud_alloc", failed):
         _return_mm(m, s, VM_FAULT_OOM)
     else:
+        s.upper = "pud_none" if upper == "pgd_none" else upper
         m.goto(s, "__handle_mm_fault:pmd_alloc")
 
 
 @action("__handle_mm_fault:pmd_alloc", "pmd_alloc")
 def pmd_alloc(m: Machine, s: State) -> None:
-    if m.decide(s, "pmd_alloc", False):
+    """2.4 / KF 2.4.2: a none pud entry gets a PMD page (PAE preallocates them)."""
+    failed = m.o.and_(s.upper == "pud_none", lambda: m.i.bool("alloc.pmd"))
+    if m.decide(s, "pmd_alloc", failed):
         _return_mm(m, s, VM_FAULT_OOM)
     else:
+        s.upper = "present"
         m.goto(s, "__handle_mm_fault:pmd_none_thp")
 
 
@@ -1520,7 +1569,7 @@ def initial_state(m: Machine) -> State:
         anon_vma={v.name: None for v in m.layout.vmas}, grow_addr=None,
         pmd=m.i.word("pmd"), pte=m.i.word("pte"), entry=None,
         pte_written_by=None, pmd_written_by=None, wflags=0, signal=None, si_code=None,
-        maj_flt=0, min_flt=0, grown=0, page_anon=None, memcg=None,
+        maj_flt=0, min_flt=0, grown=0, page_anon=None, memcg=None, upper=None,
     )
 
 

@@ -121,7 +121,7 @@ def concretize(space: Space, bindings: dict[str, Any], *, calls: int = 1, max_fa
     task = TaskSpec(
         has_mm=has_mm, pagefault_disabled=pf_disabled, preempt_count=preempt, in_interrupt=in_irq,
         fatal_signal_pending=bool(r("task.fatal_signal")), memcg_oom=bool(r("task.memcg_oom")),
-        rlimit_stack=RLIMIT_STACK,
+        rlimit_stack=RLIMIT_STACK if r("task.rlimit_stack") == "8MiB" else RLIM_INFINITY,
         rlimit_as=None if r("task.rlimit_as") == "unlimited" else 0,
         rlimit_memlock=_memlock(r),
         cap_sys_rawio=bool(r("task.cap_sys_rawio")), cap_ipc_lock=bool(r("task.cap_ipc_lock")),
@@ -134,6 +134,7 @@ def concretize(space: Space, bindings: dict[str, Any], *, calls: int = 1, max_fa
             kernel_mappings.append(EntrySpec(address & ~(PAGE_SIZE - 1) & lay.mask, kpte, "pte"))
     kernel = KernelSpec(mmap_min_addr=MMAP_MIN_ADDR, thp="never",
                         numa_balancing=bool(r("kernel.numa_balancing")),
+                        seed_expand_stack=bool(r("kernel.seed_expand_stack")),
                         exception_table=exception_table, kernel_mappings=kernel_mappings)
 
     vmas: list[VmaSpec] = []
@@ -153,7 +154,12 @@ def concretize(space: Space, bindings: dict[str, Any], *, calls: int = 1, max_fa
         if t.start <= address < t.end and r("T.kind") != "hugetlb":
             pmd_kind = r("pmd.kind")
             page = address & ~(PAGE_SIZE - 1)
-            if pmd_kind == PMD_KINDS["table"]:
+            upper = r("pt.upper")
+            if upper == "pgd_none":
+                pass                               # nothing maps the address: the pgd entry is none
+            elif upper == "pud_none":
+                entries.append(EntrySpec(page, 0, "pud"))
+            elif pmd_kind == PMD_KINDS["table"]:
                 entries.append(EntrySpec(page, r.word("pte"), "pte"))
             else:
                 entries.append(EntrySpec(page, r.word("pmd"), "pmd"))

@@ -265,6 +265,18 @@ def swap_pte(arch: str, swp_type: int, offset: int) -> int:
     return (swp_type | (offset << 5)) << 32
 
 
+def pte_kind_values(arch: str) -> dict[str, int]:
+    """The PTE value of each kind (without the RW/A/D/SPECIAL/NX groups)."""
+    return {
+        "none": 0,
+        "present": PTE_PRESENT,
+        "protnone": (PFN_PAGE << 12) | _PAGE_PROTNONE | _PAGE_USER,
+        "swap": swap_pte(arch, 0, 1),
+        "migration": swap_pte(arch, SWP_TYPE_MIGRATION, 1),
+        "hwpoison": swap_pte(arch, SWP_TYPE_HWPOISON, 1),
+    }
+
+
 def soft_dirty(arch: str) -> int:
     """_PAGE_SOFT_DIRTY: CONFIG_MEM_SOFT_DIRTY exists only on x86-64 (KF 0.3)."""
     return _PAGE_SOFT_DIRTY if arch == "x86_64" else 0
@@ -408,10 +420,13 @@ def build_space(arch: str, scope: str = "full", *, error_codes: str = "hardware"
               (False, True)))
     sp.add(_b("task.cap_ipc_lock", "the task has CAP_IPC_LOCK", (False, True)))
     sp.add(_c("task.rlimit_as", "RLIMIT_AS: unlimited, or exhausted (0)", ("unlimited", "exhausted")))
+    sp.add(_c("task.rlimit_stack", "RLIMIT_STACK: the default 8 MiB, or unlimited", ("8MiB", "unlimited")))
     sp.add(_c("task.rlimit_memlock", "RLIMIT_MEMLOCK: unlimited, or exhausted (0)",
               ("unlimited", "exhausted")))
     sp.add(_b("kernel.numa_balancing", "CONFIG_NUMA_BALANCING (x86-64 only)",
               (False, True) if arch == "x86_64" else (False,)))
+    sp.add(_b("kernel.seed_expand_stack", "take the seed's grows-up expand_stack literally (1.1.7)",
+              (False, True)))
 
     # The init_mm entry mapping a kernel address (vmalloc_fault, spurious_fault).
     sp.add(_f("kpte.present", "init_mm maps the kernel address",
@@ -462,8 +477,19 @@ def build_space(arch: str, scope: str = "full", *, error_codes: str = "hardware"
     pmd_kinds = PMD_KINDS
     pmd_names = {v: k for k, v in pmd_kinds.items()}
 
-    def pmd_domain(get: Getter) -> list:
+    def upper_domain(get: Getter) -> list:
+        # x86-64 allocates PUD and PMD pages on demand; PAE preallocates its PMD pages and
+        # has no PUD level of its own (KF 1.11, 2.4.2).
+        if arch != "x86_64":
+            return ["present"]
         if not in_t(get):
+            return ["pgd_none"]                    # nothing maps that part of the address space
+        return ["present", "pgd_none", "pud_none"]
+    sp.add(_c("pt.upper", "the page-table levels above the pmd: present, or the pgd / pud entry "
+              "still none (x86-64)", upper_domain))
+
+    def pmd_domain(get: Getter) -> list:
+        if not in_t(get) or get("pt.upper") != "present":
             return [pmd_kinds["none"]]            # no page tables outside VMAs
         kinds = ["table", "none"]
         if get("T.kind") == "anon":                # 4.4 has THP for anonymous memory only
@@ -486,14 +512,7 @@ def build_space(arch: str, scope: str = "full", *, error_codes: str = "hardware"
     sp.add_word(WordDecl("pmd", 64, (("pmd.kind", ALL64), ("pmd.rw", _PAGE_RW)),
                          doc="the pmd entry for the address"))
 
-    pte_kinds = {
-        "none": 0,
-        "present": PTE_PRESENT,
-        "protnone": (PFN_PAGE << 12) | _PAGE_PROTNONE | _PAGE_USER,
-        "swap": swap_pte(arch, 0, 1),
-        "migration": swap_pte(arch, SWP_TYPE_MIGRATION, 1),
-        "hwpoison": swap_pte(arch, SWP_TYPE_HWPOISON, 1),
-    }
+    pte_kinds = pte_kind_values(arch)
     pte_names = {v: k for k, v in pte_kinds.items()}
 
     def pte_domain(get: Getter) -> list:
@@ -589,7 +608,8 @@ def _no_alloc_failures(sp: Space) -> None:
 
 
 def _default_stack_limits(sp: Space) -> None:
-    _one(sp, task__rlimit_as="unlimited", task__rlimit_memlock="unlimited", task__cap_sys_rawio=False,
+    _one(sp, task__rlimit_as="unlimited", task__rlimit_stack="8MiB", task__rlimit_memlock="unlimited",
+         task__cap_sys_rawio=False,
          task__cap_ipc_lock=False, env__overcommit=True, T__pgoff="default", T__anon_vma=True)
     sp.restrict("T.flags.locked", [0])
 
@@ -632,6 +652,15 @@ def _scope_stack(sp: Space) -> None:
     sp.restrict("T.flags.rwx", [VM_READ | VM_WRITE])
     sp.restrict("T.flags.growsdown", [VM_GROWSDOWN])
     sp.restrict("alloc.anon_vma", [False, True])
+    sp.restrict("kernel.seed_expand_stack", [False])
+
+
+def _scope_seed(sp: Space) -> None:
+    """The seed's grows-up expand_stack taken literally (KF 4.1): every growth is refused."""
+    _scope_stack(sp)
+    _default_stack_limits(sp)
+    sp.restrict("kernel.seed_expand_stack", [True])
+    sp.restrict("alloc.anon_vma", [False])
 
 
 def _scope_hooks(sp: Space) -> None:
@@ -665,6 +694,7 @@ def _scope_mm(sp: Space) -> None:
     sp.restrict("pte.nx", lambda get: [0])
     sp.restrict("kernel.numa_balancing", [True] if sp.arch == "x86_64" else [False])
     sp.restrict("env.fault.2", ["0", "MAJOR", "RETRY", "OOM"])
+    sp.restrict("pt.upper", lambda get: ["pgd_none"] if sp.arch == "x86_64" and not in_t(sp, get) else ["present"])
     _no_alloc_failures(sp)
 
 
@@ -682,17 +712,19 @@ def _scope_alloc(sp: Space) -> None:
     for p in ALLOC_PURPOSES:
         sp.restrict(f"alloc.{p}", [False, True])
     sp.restrict("T.anon_vma", [True, False])
+    sp.restrict("pt.upper", sp.full["pt.upper"].domain)
 
 
 SCOPES: dict[str, tuple[str, Callable[[Space], None] | None]] = {
     "handler": ("fault.c in full; the mm layer reduced to a none PTE in an anonymous VMA", _scope_handler),
     "stack": ("stack growth: every limit and capability around a stack VMA", _scope_stack),
+    "seed": ("the seed's grows-up expand_stack, taken literally", _scope_seed),
     "hooks": ("kmemcheck, kmmio, kprobes, prefetch, errata, vsyscall, die notifiers", _scope_hooks),
     "mm": ("the mm layer in full, under a fault.c that reaches handle_mm_fault", _scope_mm),
     "alloc": ("every page-table, anon_vma and page allocation failing or not", _scope_alloc),
     "full": ("every input over its whole domain (very large: for targeted runs)", None),
 }
-DEFAULT_SCOPES = ("handler", "stack", "hooks", "mm", "alloc")
+DEFAULT_SCOPES = ("handler", "stack", "hooks", "mm", "alloc", "seed")
 
 
 def apply_scope(sp: Space, scope: str) -> None:
@@ -700,4 +732,12 @@ def apply_scope(sp: Space, scope: str) -> None:
         raise KeyError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
     fn = SCOPES[scope][1]
     if fn is not None:
+        if scope != "seed":
+            sp.restrict("kernel.seed_expand_stack", [False])
         fn(sp)
+
+
+def in_t(sp: Space, get: Getter) -> bool:
+    """Is the address inside T (as the layout has it, before any growth)?"""
+    t = sp.layout.vma("T")
+    return t.start <= get("address") < t.end

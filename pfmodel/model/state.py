@@ -86,6 +86,7 @@ class State:
     grown: int                    # successful stack expansions
     page_anon: bool | None        # the page behind the PTE is anonymous (None: as the VMA)
     memcg: Any                    # task_in_memcg_oom() once changed (None: the input)
+    upper: str | None             # page-table levels above the pmd once allocated (None: the input)
 
     def __init__(self, **fields: Any) -> None:
         self.__dict__.update(fields)
