@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable
 
 from .errors import PropertyError
 from .model.inputs import NeedInput, Space
-from .model.ops import EBool, ExplicitOps
+from .model.ops import EBool, EWord, ExplicitOps, LazyWord
 from .outcome import Outcome
 
 HOLDS = "holds"
@@ -191,6 +191,7 @@ class RunView:
         self._keys: set[tuple[str, str]] | None = None
         self._labels: set[str] | None = None
         self._changes: dict[str, list[Any]] | None = None
+        self._calls: list[int] | None = None
 
     # -- inputs --------------------------------------------------------------------
     def _raw(self, name: str) -> Any:
@@ -205,8 +206,6 @@ class RunView:
 
     def word(self, name: str) -> Any:
         """An input word (``address``, ``sp``, ``error_code``, ``T.flags``, ``pte``, ...)."""
-        from .model.ops import EWord, LazyWord
-
         decl = self.space.words.get(name)
         if decl is not None:
             mask = 0
@@ -223,16 +222,21 @@ class RunView:
 
     # -- structure -----------------------------------------------------------------
     def _index(self) -> None:
-        keys: set[tuple[str, str]] = set()
-        labels: set[str] = set()
-        changes: dict[str, list[Any]] = {}
-        for st in self.steps:
-            keys.add((st.label, st.value))
-            labels.add(st.label)
-            if st.changes:
-                for k, v in st.changes.items():
-                    changes.setdefault(k, []).append(v)
-        self._keys, self._labels, self._changes = keys, labels, changes
+        cached = getattr(self.path, "_view_index", None)
+        if cached is None:
+            keys = {(st.label, st.value) for st in self.steps}
+            labels = {st.label for st in self.steps}
+            changes: dict[str, list[Any]] = {}
+            for st in self.steps:
+                if st.changes:
+                    for k, v in st.changes.items():
+                        changes.setdefault(k, []).append(v)
+            cached = (keys, labels, changes)
+            try:
+                self.path._view_index = cached
+            except AttributeError:
+                pass
+        self._keys, self._labels, self._changes = cached
 
     def took(self, label: str, value: str | None = None) -> bool:
         """Was decision ``label`` taken (with ``value``, if given) on this path?"""
@@ -254,7 +258,9 @@ class RunView:
     @property
     def calls(self) -> list[int]:
         """The FAULT_FLAG_* word of each handle_mm_fault call."""
-        return [int(v, 16) for v in self.changes("mm_fault_call")]
+        if self._calls is None:
+            self._calls = [int(v, 16) for v in self.changes("mm_fault_call")]
+        return self._calls
 
     @property
     def vma_flags(self) -> Any:
