@@ -6,13 +6,18 @@ search for (and shrink) a counterexample::
     from hypothesis import given, settings
     from pfmodel.sim.run import run
     from pfmodel.strategies import machine_specs
+    from pfmodel.x86.constants import PF_USER
 
     @settings(max_examples=300, deadline=None)
-    @given(machine_specs(arch="x86_64", mode="user"))
-    def test_user_faults_never_oops(spec):
+    @given(machine_specs(arch="x86_64"))
+    def test_sigsegv_only_for_user_faults(spec):
         result = run(spec)
-        assert result.outcome.kind != "oops" or spec.access.error_code is not None \\
-            or any(f.error_code & 0x8 for f in result.faults)   # PF_RSVD
+        if result.outcome.kind == "sigsegv":
+            last = result.faults[-1]
+            assert spec.access.mode == "user" or last.error_code & PF_USER
+
+A property that is false shrinks to a small, readable ``MachineSpec``; save it as a
+scenario file with ``pfmodel.scenario.Scenario(spec=...)`` and ``save_scenario``.
 
 The building blocks compose the same way::
 
@@ -40,7 +45,8 @@ What is generated (every value is a valid ``MachineSpec``):
   supervisor access; the address is chosen relative to the layout (inside a VMA,
   at its edges, just below a stack, page 0, kernel space, TASK_SIZE_MAX, vmalloc,
   the vsyscall page); sometimes an ``error_code`` given directly.
-* ``regs``, ``cpu``, ``task``, ``kernel`` and ``env``: across their domains.
+* ``regs``, ``cpu``, ``task``, ``kernel`` and ``env``: across their domains.  A task
+  without an mm (a kernel thread) has no VMAs and no user entries.
 
 All strategies are deterministic functions of Hypothesis's choice sequence, so
 ``@settings(derandomize=True)`` and the example database work as usual.
@@ -79,6 +85,7 @@ from .sim.constants import (
     VSYSCALL_ADDR,
     stack_cushion,
 )
+from .sim.env import ALLOC_PURPOSES  # the allocation purposes a scenario may fail
 from .sim.spec import (
     FAULT_RESULTS,
     AccessSpec,
@@ -139,9 +146,6 @@ __all__ = [
 
 ARCH_NAMES: tuple[str, ...] = tuple(sorted(ARCHES))
 
-# Allocation purposes the simulator may be asked to fail (PhysMem.alloc_page and the
-# kernel allocators it stands for).  Unknown purposes simply never match.
-ALLOC_PURPOSES = ("pud", "pmd", "pte", "anon_page", "cow_page", "anon_vma", "thp", "swap_page")
 
 # Error codes real x86 pushes often (KF 1.4, 3.3), to weight the mix toward them.
 _COMMON_CODES = (
@@ -175,6 +179,15 @@ def _arch(arch: str | Arch) -> Arch:
 def _user_top(arch: Arch) -> int:
     """First address above user space (TASK_SIZE_MAX)."""
     return TASK_SIZE_MAX[arch.name]
+
+
+def _weighted(*choices: tuple[int, st.SearchStrategy]) -> st.SearchStrategy:
+    """Draw from one of the strategies with the given relative weights.  (``one_of``
+    merges identical branches, so repeating a branch there does not weight it.)
+    Shrinks toward the first choice."""
+    table = tuple(i for i, (weight, _) in enumerate(choices) for _ in range(weight))
+    strategies = [strategy for _, strategy in choices]
+    return st.sampled_from(table).flatmap(lambda i: strategies[i])
 
 
 def arches() -> st.SearchStrategy[str]:
@@ -242,38 +255,39 @@ def pte_values(arch: str | Arch = "x86_64") -> st.SearchStrategy[int]:
     """One raw PTE word of ``arch``'s width: none, present (realistic rights), PROT_NONE,
     swap/migration/hwpoison, reserved bits set, or noise."""
     a = _arch(arch)
-    return st.one_of(
-        st.just(0),
-        _present_ptes(a),
-        _protnone_ptes(a),
-        _swap_ptes(a),
-        _reserved_ptes(a),
-        st.integers(0, a.entry_mask),
+    return _weighted(
+        (2, st.just(0)),
+        (3, _present_ptes(a)),
+        (1, _protnone_ptes(a)),
+        (1, _swap_ptes(a)),
+        (1, _reserved_ptes(a)),
+        (1, st.integers(0, a.entry_mask)),
     )
 
 
 def pmd_values(arch: str | Arch = "x86_64", *, level: str = "pmd") -> st.SearchStrategy[int]:
-    """A leaf-or-none entry for the pmd (or pud) level: none, a huge (PSE) page, a huge
-    PROT_NONE/NUMA entry, a THP being split (4.4), a huge page with reserved bits, or a
-    non-present swap-like word.  Never a present table link: the simulator builds
-    those itself, and a scenario link would point at memory that holds no table."""
+    """A leaf-or-none entry for the pmd (or pud) level: none, a huge (PSE) page or a
+    huge page with reserved bits; on the pmd level also a PROT_NONE/NUMA huge entry, a
+    THP being split (4.4) and an invalidated huge pmd (P=0, PSE=1).  Never a present
+    table link (the simulator builds those itself; a scenario link would point at
+    memory that holds no table) and never a non-present pud other than none (4.4 has
+    no such puds: the kernel would follow it as a table)."""
     a = _arch(arch)
     shift = a.pud_shift if level == "pud" else a.pmd_shift
     aligned = st.integers(1, 0xFFFFFFFF >> shift).map(lambda n: n << shift)
     nx = (_PAGE_NX,) if a.has_nx else ()
     rights = _bitset(_PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, *nx)
     huge = st.builds(lambda f, r: f | _PAGE_PRESENT | _PAGE_PSE | r, aligned, rights)
-    options = [
-        st.just(0),
-        huge,
-        st.builds(lambda f, r: f | _PAGE_PROTNONE | _PAGE_PSE | r, aligned, rights),
-        st.builds(lambda f, r: f | _PAGE_PSE | r, aligned, rights),  # P=0 huge
-    ]
+    options = [(1, st.just(0)), (2, huge)]
     if level == "pmd":
-        options.append(huge.map(lambda v: v | _PAGE_SPLITTING))
+        options += [
+            (1, st.builds(lambda f, r: f | _PAGE_PROTNONE | _PAGE_PSE | r, aligned, rights)),
+            (1, st.builds(lambda f, r: f | _PAGE_PSE | r, aligned, rights)),  # invalidated: P=0
+            (1, huge.map(lambda v: v | _PAGE_SPLITTING)),
+        ]
     if a.entry_bytes == 8:
-        options.append(st.builds(lambda v, b: v | (1 << b), huge, st.integers(13, shift - 1)))
-    return st.one_of(*options).map(lambda v: v & a.entry_mask)
+        options.append((1, st.builds(lambda v, b: v | (1 << b), huge, st.integers(13, shift - 1))))
+    return _weighted(*options).map(lambda v: v & a.entry_mask)
 
 
 # --- VMAs -----------------------------------------------------------------------
@@ -334,13 +348,22 @@ def vma_specs(arch: str | Arch = "x86_64", *, start: int, end: int,
 
 @st.composite
 def vma_layouts(draw, arch: str | Arch = "x86_64", *, max_vmas: int = 4,
-                stack: bool | None = None) -> list[VmaSpec]:
+                stack: bool | None = None, kinds: tuple[str, ...] | None = None) -> list[VmaSpec]:
     """0..max_vmas VMAs: sorted, non-overlapping, page-aligned, inside user space.
-    ``stack`` True/False forces/forbids a GROWSDOWN stack at the top (None: sometimes)."""
+    ``stack`` True/False forces/forbids a GROWSDOWN stack at the top (None: sometimes).
+    ``kinds`` limits the VMA kinds ("anon", "file", "hugetlb"); a stack is anonymous,
+    so there is none unless "anon" is allowed."""
     a = _arch(arch)
+    allowed = ("anon", "anon", "file", "file", "hugetlb") if kinds is None else tuple(kinds)
+    if not allowed or set(allowed) - {"anon", "file", "hugetlb"}:
+        raise ValueError(f"kinds must name some of 'anon', 'file', 'hugetlb', got {kinds!r}")
+    if "anon" not in allowed:
+        if stack:
+            raise ValueError("a stack is an anonymous VMA: allow 'anon' in kinds")
+        stack = False
     top = _user_top(a)
     huge = a.pmd_size
-    count = draw(st.integers(0, max_vmas))
+    count = min(max_vmas, draw(st.sampled_from((0, 1, 1, 2, 2, 3, 4))))
     want_stack = draw(st.booleans()) if stack is None else stack
     plain = count - 1 if (want_stack and count) else count
 
@@ -349,7 +372,7 @@ def vma_layouts(draw, arch: str | Arch = "x86_64", *, max_vmas: int = 4,
         draw(st.sampled_from((0x10000, 0x400000, 0x7F0000000000, 0x600000)))
     cursor = max(PAGE_SIZE, cursor + draw(st.integers(0, 255)) * PAGE_SIZE)
     for _ in range(plain):
-        kind = draw(st.sampled_from(("anon", "anon", "file", "file", "hugetlb")))
+        kind = draw(st.sampled_from(allowed))
         gap = draw(st.sampled_from((0, 0, 1, 2, 16, 0x1000))) * PAGE_SIZE
         pages = draw(st.one_of(st.integers(1, 4), st.integers(1, 600)))
         start = cursor + gap
@@ -398,10 +421,9 @@ def _kernel_addresses(a: Arch) -> st.SearchStrategy[int]:
 def _addresses(draw, a: Arch, vmas: list[VmaSpec]) -> int:
     """A canonical address chosen relative to the layout."""
     top = _user_top(a)
-    choice = draw(st.integers(0, 9))
-    if vmas and choice <= 4:
+    if vmas and draw(st.integers(0, 9)) <= 6:
         vma = draw(st.sampled_from(vmas))
-        edge = draw(st.sampled_from(("inside", "inside", "start", "last", "end", "below", "far_below")))
+        edge = draw(st.sampled_from(("inside",) * 6 + ("start", "last", "end", "below", "far_below")))
         if edge == "inside":
             return draw(st.integers(vma.start, vma.end - 1))
         if edge == "start":
@@ -413,9 +435,10 @@ def _addresses(draw, a: Arch, vmas: list[VmaSpec]) -> int:
         if edge == "below":
             return max(0, vma.start - draw(st.integers(1, 3 * PAGE_SIZE)))
         return max(0, vma.start - draw(st.integers(0, stack_cushion(a.name) * 2)))
-    if choice == 5:
+    choice = draw(st.integers(0, 2))
+    if choice == 0:
         return draw(st.sampled_from((0, 8, PAGE_SIZE - 1, PAGE_SIZE, top - 1)))
-    if choice <= 7:
+    if choice == 1:
         return draw(st.integers(0, top - 1))
     return draw(_kernel_addresses(a))
 
@@ -423,10 +446,10 @@ def _addresses(draw, a: Arch, vmas: list[VmaSpec]) -> int:
 def error_codes(*, odd: bool = True) -> st.SearchStrategy[int]:
     """An error code as do_page_fault receives it: mostly codes real hardware pushes,
     also any 6-bit combination and (``odd``) words with bits no CPU of the era sets."""
-    options = [st.sampled_from(_COMMON_CODES), st.integers(0, 0x3F)]
+    options = [(3, st.sampled_from(_COMMON_CODES)), (1, st.integers(0, 0x3F))]
     if odd:
-        options.append(st.integers(0, 0x3F).map(lambda c: c | (1 << 15)))
-    return st.one_of(*options)
+        options.append((1, st.integers(0, 0x3F).map(lambda c: c | (1 << 15))))
+    return _weighted(*options)
 
 
 def access_specs(arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = None, *,
@@ -456,6 +479,19 @@ def access_specs(arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = None,
 
 # --- Page-table entries ---------------------------------------------------------
 
+_LEVEL_ORDER = ("pgd", "pud", "pmd", "pte")
+
+
+def _pud_allowed(lo: int, hi: int, vmas: list[VmaSpec]) -> bool:
+    """No VMA overlaps [lo, hi), and no GROWSDOWN VMA lies above it."""
+    for v in vmas:
+        if v.start < hi and lo < v.end:
+            return False
+        if v.flags & VM_GROWSDOWN and v.start >= hi:
+            return False
+    return True
+
+
 def _level_span(a: Arch, level: str) -> int:
     return {"pte": PAGE_SIZE, "pmd": 1 << a.pmd_shift, "pud": 1 << a.pud_shift}[level]
 
@@ -465,10 +501,13 @@ def entry_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = 
                 max_entries: int = 4, address: int | None = None) -> list[EntrySpec]:
     """0..max_entries user page-table entries, mostly inside the VMAs and often at the
     faulting ``address``; levels "pte", "pmd" (not on 2-level) and "pud" (x86-64).
-    No entry's span contains another's."""
+    No entry's span contains another's.  A pud entry (a 1 GiB page) covers no VMA and
+    no stack can grow into it: Linux 4.4 maps 1 GiB pages only in hugetlbfs VMAs of the
+    1 GiB size (which a VmaSpec cannot express), and every other walk of the kernel
+    would take such a pud for a table.  So pud entries only meet the MMU."""
     a = _arch(arch)
     top = _user_top(a)
-    levels = ["pte"] * 6
+    levels = ["pte"] * 4
     if not a.pmd_folded:
         levels += ["pmd"]
     if not a.pud_folded:
@@ -478,10 +517,10 @@ def entry_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = 
     for _ in range(draw(st.integers(0, max_entries))):
         level = draw(st.sampled_from(levels))
         span = _level_span(a, level)
-        where = draw(st.integers(0, 3))
-        if where == 0 and address is not None and address < top:
+        where = draw(st.integers(0, 4))
+        if where <= 1 and address is not None and address < top:
             addr = address
-        elif where <= 2 and vmas:
+        elif where <= 3 and vmas:
             vma = draw(st.sampled_from(vmas))
             addr = draw(st.integers(vma.start, vma.end - 1))
         else:
@@ -491,9 +530,13 @@ def entry_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = 
             continue
         if any(base < hi and lo < base + span for lo, hi in spans):
             continue
+        if level == "pud" and not _pud_allowed(base, base + span, vmas or []):
+            continue
         value = draw(pte_values(a) if level == "pte" else pmd_values(a, level=level))
         spans.append((base, base + span))
         entries.append(EntrySpec(address=base, value=value, level=level))
+    # The scenario format's canonical order: top level first, then by address.
+    entries.sort(key=lambda e: (_LEVEL_ORDER.index(e.level), e.address))
     return entries
 
 
@@ -538,28 +581,47 @@ def _kernel_ips(a: Arch) -> tuple[int, ...]:
 
 
 def cpu_specs() -> st.SearchStrategy[CpuSpec]:
-    """CPU features: SMAP, SMEP, NX, CR0.WP (WP mostly on, as Linux sets it)."""
-    return st.builds(CpuSpec, smap=st.booleans(), smep=st.booleans(), nx=st.booleans(),
-                     wp=st.sampled_from((True, True, True, False)))
+    """CPU features: SMAP, SMEP, NX, CR0.WP.  NX and WP are mostly on, as on the
+    machines Linux 4.4 runs (with NX off, an NX bit in a present entry is reserved)."""
+    mostly_on = st.sampled_from((True, True, True, False))
+    return st.builds(CpuSpec, smap=st.booleans(), smep=st.booleans(), nx=mostly_on, wp=mostly_on)
 
 
 def task_specs() -> st.SearchStrategy[TaskSpec]:
-    """Task context: mm or not, pagefault_disable depth, atomic, signals, rlimits."""
-    small = st.sampled_from((0, 0, 0, 1, 2))
-    return st.builds(
-        TaskSpec,
-        has_mm=st.sampled_from((True, True, True, False)),
-        pagefault_disabled=small,
-        preempt_count=small,
-        in_interrupt=st.sampled_from((False, False, False, True)),
-        fatal_signal_pending=st.sampled_from((False, False, True)),
-        memcg_oom=st.sampled_from((False, False, False, True)),
+    """Task context: mm or not, pagefault_disable depth, atomic, signals, rlimits.
+    Three tasks in five are ordinary (an mm, faults enabled, not atomic), so runs
+    reach handle_mm_fault often; one in five differs in one of those, one in five in
+    any of them."""
+    rlimits = dict(
         rlimit_stack=st.sampled_from((8 << 20, 8 << 20, 128 * 1024, PAGE_SIZE, 0, 1 << 40)),
         rlimit_as=st.sampled_from((None, None, 1 << 20, 1 << 32)),
         rlimit_memlock=st.sampled_from((64 * 1024, 0, 1 << 30)),
         cap_sys_rawio=st.booleans(),
         cap_ipc_lock=st.booleans(),
     )
+    signals = dict(
+        fatal_signal_pending=st.sampled_from((False, False, False, True)),
+        memcg_oom=st.sampled_from((False, False, False, True)),
+    )
+    ordinary = st.builds(TaskSpec, **signals, **rlimits)
+    one_odd = st.one_of(
+        st.builds(TaskSpec, has_mm=st.just(False), **signals, **rlimits),
+        st.builds(TaskSpec, pagefault_disabled=st.integers(1, 2), **signals, **rlimits),
+        st.builds(TaskSpec, preempt_count=st.integers(1, 2), **signals, **rlimits),
+        st.builds(TaskSpec, in_interrupt=st.just(True), **signals, **rlimits),
+    )
+    small = st.sampled_from((0, 0, 1, 2))
+    any_odd = st.builds(
+        TaskSpec,
+        has_mm=st.booleans(),
+        pagefault_disabled=small,
+        preempt_count=small,
+        in_interrupt=st.booleans(),
+        fatal_signal_pending=st.booleans(),
+        memcg_oom=st.booleans(),
+        **rlimits,
+    )
+    return _weighted((3, ordinary), (1, one_odd), (1, any_odd))
 
 
 @st.composite
@@ -585,6 +647,7 @@ def kernel_specs(draw, arch: str | Arch = "x86_64", *, fixup_ips: list[int] | No
                 pte_values(a),
             ))
             mappings.append(EntrySpec(address=addr, value=value, level="pte"))
+    mappings.sort(key=lambda e: e.address)
     return KernelSpec(
         mmap_min_addr=draw(st.sampled_from((4096, 4096, 0, 65536))),
         thp=draw(st.sampled_from(("never", "never", "always", "madvise"))),
@@ -597,43 +660,56 @@ def kernel_specs(draw, arch: str | Arch = "x86_64", *, fixup_ips: list[int] | No
 
 
 def _results(max_size: int = 3) -> st.SearchStrategy[list[str]]:
-    return st.lists(st.sampled_from(FAULT_RESULTS), min_size=1, max_size=max_size)
+    """Per-call answers of a callback: any VM_FAULT_* result, "0" and RETRY (the
+    answers that drive the retry logic) more often than the rest."""
+    weighted = ("0", "0", "RETRY", "RETRY") + FAULT_RESULTS
+    return st.lists(st.sampled_from(weighted), min_size=1, max_size=max_size)
 
 
-def env_specs(**overrides: st.SearchStrategy) -> st.SearchStrategy[EnvSpec]:
-    """The environment's answers, each across its domain; mostly the benign default.
+def env_specs(*, quiet: bool | None = None, **overrides: st.SearchStrategy) -> st.SearchStrategy[EnvSpec]:
+    """The environment's answers, each across its domain.  About half the
+    environments are quiet (no claims by kmmio/kmemcheck/kprobes, no contention, no
+    allocation failure, no prefetch/errata) and vary only the callbacks' answers;
+    the rest vary every field.  ``quiet`` True/False gives only the one kind.
     Keyword arguments replace the strategy of one field (``fault=st.just(["RETRY"])``)."""
-    def mostly(default, *others):
-        return st.sampled_from((default, default, default) + others)
-
-    fields: dict[str, st.SearchStrategy] = dict(
-        mmap_sem=mostly("free", "contended"),
-        kmemcheck=mostly(False, True),
-        kmmio=mostly(False, True),
-        kprobes=mostly(False, True),
-        alloc_fail=st.lists(st.sampled_from(ALLOC_PURPOSES), max_size=2, unique=True).map(sorted),
-        alloc_fail_once=st.lists(st.sampled_from(ALLOC_PURPOSES), max_size=2, unique=True).map(sorted),
+    purposes = st.lists(st.sampled_from(ALLOC_PURPOSES), max_size=2, unique=True).map(sorted)
+    answers: dict[str, st.SearchStrategy] = dict(
         fault=_results(),
-        page_lock=mostly("free", "contended"),
-        fatal_signal_in_wait=mostly(False, True),
-        die_notifier=mostly("continue", "stop"),
+        fatal_signal_in_wait=st.sampled_from((False, False, False, True)),
         oom=st.sampled_from(("killed", "memcg", "lock_busy", "disabled")),
         swap_cache=st.sampled_from(("hit", "readahead", "readahead_failed", "hwpoison")),
         reuse=st.booleans(),
         userfault=_results(),
         hugetlb=_results(),
         page_mkwrite=st.sampled_from(FAULT_RESULTS),
-        overcommit=mostly(True, False),
-        is_prefetch=mostly(False, True),
-        errata=mostly(False, True),
         vsyscall=st.sampled_from(("emulate", "none")),
-        pte_race=mostly(False, True),
     )
-    unknown = set(overrides) - set(fields)
+    noisy: dict[str, st.SearchStrategy] = dict(
+        mmap_sem=st.sampled_from(("free", "contended")),
+        kmemcheck=st.sampled_from((False, False, False, False, True)),
+        kmmio=st.sampled_from((False, False, False, False, True)),
+        kprobes=st.sampled_from((False, False, False, False, True)),
+        alloc_fail=purposes,
+        alloc_fail_once=purposes,
+        page_lock=st.sampled_from(("free", "contended")),
+        die_notifier=st.sampled_from(("continue", "stop")),
+        overcommit=st.booleans(),
+        is_prefetch=st.sampled_from((False, False, False, False, True)),
+        errata=st.sampled_from((False, False, False, False, True)),
+        pte_race=st.booleans(),
+    )
+    known = set(answers) | set(noisy)
+    unknown = set(overrides) - known
     if unknown:
-        raise TypeError(f"env_specs() has no field(s) {', '.join(sorted(unknown))}; fields: {', '.join(fields)}")
-    fields.update(overrides)
-    return st.builds(EnvSpec, **fields)
+        raise TypeError(f"env_specs() has no field(s) {', '.join(sorted(unknown))}; "
+                        f"fields: {', '.join(sorted(known))}")
+    quiet_fields = {**answers, **{k: v for k, v in overrides.items()}}
+    noisy_fields = {**answers, **noisy, **overrides}
+    quiet_envs = st.builds(EnvSpec, **quiet_fields)
+    noisy_envs = st.builds(EnvSpec, **noisy_fields)
+    if quiet is None:
+        return st.one_of(quiet_envs, noisy_envs)
+    return quiet_envs if quiet else noisy_envs
 
 
 # --- The whole machine ----------------------------------------------------------
@@ -647,14 +723,16 @@ def machine_specs(
     kind: str | None = None,
     given_error_code: bool | None = None,
     max_vmas: int = 4,
+    vma_kinds: tuple[str, ...] | None = None,
     max_entries: int = 4,
     env: st.SearchStrategy[EnvSpec] | None = None,
     cpu: st.SearchStrategy[CpuSpec] | None = None,
     task: st.SearchStrategy[TaskSpec] | None = None,
 ) -> MachineSpec:
     """A valid MachineSpec.  Fix ``arch``, ``mode`` ("user"/"kernel"), ``kind``
-    ("read"/"write"/"fetch") or ``given_error_code`` to narrow the search; pass
-    strategies for ``env``, ``cpu`` or ``task`` to replace those parts."""
+    ("read"/"write"/"fetch"), ``given_error_code`` or ``vma_kinds`` (see
+    ``vma_layouts``) to narrow the search; pass strategies for ``env``, ``cpu`` or
+    ``task`` to replace those parts."""
     if arch is not None:
         _arch(arch)
     if mode not in (None, "user", "kernel"):
@@ -663,18 +741,21 @@ def machine_specs(
         raise ValueError(f"kind must be 'read', 'write', 'fetch' or None, got {kind!r}")
     name = arch or draw(arches())
     a = ARCHES[name]
-    vmas = draw(vma_layouts(a, max_vmas=max_vmas))
+    task_spec = draw(task if task is not None else task_specs())
+    # A task without an mm (a kernel thread) has no VMAs and no user page tables.
+    vmas = draw(vma_layouts(a, max_vmas=max_vmas, kinds=vma_kinds)) if task_spec.has_mm else []
     access = draw(access_specs(a, vmas, mode=mode, kind=kind, given_error_code=given_error_code))
     fixup_ips = list(_kernel_ips(a)[:1]) if draw(st.booleans()) else []
     return MachineSpec(
         access=access,
         arch=name,
         regs=draw(regs_specs(a, vmas, mode=access.mode, fixup_ips=fixup_ips)),
-        cpu=draw(cpu or cpu_specs()),
-        task=draw(task or task_specs()),
+        cpu=draw(cpu if cpu is not None else cpu_specs()),
+        task=task_spec,
         kernel=draw(kernel_specs(a, fixup_ips=fixup_ips, address=access.address)),
         vmas=vmas,
-        entries=draw(entry_specs(a, vmas, max_entries=max_entries, address=access.address)),
-        env=draw(env or env_specs()),
+        entries=draw(entry_specs(a, vmas, max_entries=max_entries, address=access.address))
+        if task_spec.has_mm else [],
+        env=draw(env if env is not None else env_specs()),
         max_faults=draw(st.sampled_from((4, 4, 1, 2, 8))),
     )
