@@ -9,6 +9,7 @@ from pfmodel.x86.constants import PF_USER, PF_WRITE, _PAGE_DIRTY, _PAGE_RW
 # The places that store a PTE for the faulting access itself (do_numa_page only restores
 # the VMA's protection: a write then faults again and takes the COW path).
 WRITE_PATHS = ("handle_pte_fault", "do_anonymous_page", "do_fault", "do_swap_page", "do_wp_page")
+HUGE_WRITE_PATHS = ("do_huge_pmd_wp_page", "do_huge_pmd_anonymous_page")
 
 
 def _handled_by_mm(r):
@@ -23,11 +24,11 @@ def _handled_by_mm(r):
                 "do_cow_fault/do_shared_fault, do_swap_page's reuse, wp_page_reuse/copy, "
                 "do_huge_pmd_wp_page), so the re-executed write succeeds (P-PROGRESS).",
       when=lambda r: _handled_by_mm(r) and (r.final.pte_written_by in WRITE_PATHS
-                                           or r.final.pmd_written_by == "do_huge_pmd_wp_page"))
+                                           or r.final.pmd_written_by in HUGE_WRITE_PATHS))
 def _write_dirty(r):
     o = r.o
     write = o.test(r.word("error_code"), PF_WRITE)
-    entry = r.final.pmd if r.final.pmd_written_by == "do_huge_pmd_wp_page" else r.final.pte
+    entry = r.final.pmd if r.final.pmd_written_by in HUGE_WRITE_PATHS else r.final.pte
     return o.implies(write, lambda: o.and_(o.test(entry, _PAGE_RW), o.test(entry, _PAGE_DIRTY)))
 
 

@@ -29,7 +29,6 @@ UNREACHABLE_BY_DESIGN: dict[tuple[str, str], str] = {
     ("vm_fault_sigsegv", "false"): "mm_fault_error's BUG(): no handle_mm_fault result gets there (outcome_total)",
     ("pmd_trans_huge_after_alloc", "true"): "a huge pmd appearing under us needs a concurrent fault (single-CPU model)",
     ("swap_entry_kind", "bad"): "with CONFIG_MIGRATION and CONFIG_MEMORY_FAILURE every type >= 29 is hwpoison or migration",
-    ("pmd_none_thp", "true"): "transparent huge pages are 'never' in the model's kernel",
     ("guard_prev_growsdown", "false"): "expand_stack refuses to grow next to a non-stack vm_prev, and the layout "
                                        "has no stack starting right at one",
     ("v8086_mode", "true"): "the model's tasks never run in vm86 mode",
@@ -41,7 +40,6 @@ UNMODELLED_LABELS: dict[str, str] = {
     "upwards_no_wrap": "seed variant: after vm_growsup, which is always false on x86",
     "address_above_vm_end": "seed variant: after vm_growsup, which is always false on x86",
     "pgoff_no_overflow": "seed variant: after vm_growsup, which is always false on x86",
-    "create_huge_pmd": "transparent huge pages are 'never' in the model's kernel",
 }
 
 

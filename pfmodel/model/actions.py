@@ -963,12 +963,51 @@ def pmd_alloc(m: Machine, s: State) -> None:
 
 @action("__handle_mm_fault:pmd_none_thp", "pmd_none_thp")
 def pmd_none_thp(m: Machine, s: State) -> None:
-    """2: a none pmd in a THP-enabled VMA would get a huge page (THP is "never" here)."""
+    """2: a none pmd in a VMA where transparent huge pages are enabled gets a huge page
+    (KF 2.4.4: transparent_hugepage_enabled with sysfs 'always')."""
     o = m.o
-    if m.decide(s, "pmd_none_thp", o.and_(_pmd_none(m, s.pmd), False)):
-        m.goto(s, "__handle_mm_fault:pte_alloc")  # unreachable while THP is never enabled
+    thp = lambda: m.i.choice("kernel.thp") == "always"  # noqa: E731
+    if m.decide(s, "pmd_none_thp", o.and_(_pmd_none(m, s.pmd), thp)):
+        m.goto(s, "create_huge_pmd:result")
     else:
         m.goto(s, "__handle_mm_fault:pmd_trans_huge")
+
+
+@action("create_huge_pmd:result", "create_huge_pmd")
+def create_huge_pmd(m: Machine, s: State) -> None:
+    """KF 2.4.4: an anonymous VMA gets do_huge_pmd_anonymous_page (a file VMA without
+    ->pmd_fault falls back).  A read maps the huge zero page, a write a new huge page;
+    the deposited PTE page and anon_vma_prepare may fail (OOM), the huge page itself
+    (FALLBACK: the 4 KiB path then runs)."""
+    o = m.o
+    write = bool(s.flags & FAULT_FLAG_WRITE)
+    if m.i.choice("T.kind") != "anon":
+        r = VM_FAULT_FALLBACK
+    elif m.split(_anon_vma_prepare_fails(m, s)):
+        r = VM_FAULT_OOM
+    elif not write:
+        if m.split(m.i.bool("alloc.pte")):
+            r = VM_FAULT_OOM                       # the deposited PTE page
+        else:
+            r = 0                                  # the huge zero page
+            s.pmd = o.word((0x3FE00 << 12) | _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_PSE, 64)
+            s.pmd_written_by = "do_huge_pmd_anonymous_page"
+    elif m.split(m.i.bool("alloc.huge_page")):
+        r = VM_FAULT_FALLBACK
+    elif m.split(m.i.bool("alloc.pte")):
+        r = VM_FAULT_OOM
+    else:
+        r = 0
+        pmd = o.word((0x3FC00 << 12) | _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_PSE, 64)
+        s.pmd = o.ite(o.test(_vm_flags(m, s), VM_WRITE), lambda: o.bor(pmd, _PAGE_RW), pmd)
+        s.pmd_written_by = "do_huge_pmd_anonymous_page"
+    if r != VM_FAULT_OOM and m.i.choice("T.kind") == "anon":
+        s.anon_vma = {**s.anon_vma, s.vma: o.true}
+    m.record(s, "create_huge_pmd", vm_fault_str(r))
+    if r & VM_FAULT_FALLBACK:
+        m.goto(s, "__handle_mm_fault:pte_alloc")
+    else:
+        _return_mm(m, s, r)
 
 
 @action("__handle_mm_fault:pmd_trans_huge", "pmd_trans_huge")

@@ -132,7 +132,7 @@ def concretize(space: Space, bindings: dict[str, Any], *, calls: int = 1, max_fa
         kpte = r.word("kpte")
         if kpte:
             kernel_mappings.append(EntrySpec(address & ~(PAGE_SIZE - 1) & lay.mask, kpte, "pte"))
-    kernel = KernelSpec(mmap_min_addr=MMAP_MIN_ADDR, thp="never",
+    kernel = KernelSpec(mmap_min_addr=MMAP_MIN_ADDR, thp=r("kernel.thp"),
                         numa_balancing=bool(r("kernel.numa_balancing")),
                         seed_expand_stack=bool(r("kernel.seed_expand_stack")),
                         exception_table=exception_table, kernel_mappings=kernel_mappings)

@@ -425,6 +425,8 @@ def build_space(arch: str, scope: str = "full", *, error_codes: str = "hardware"
               ("unlimited", "exhausted")))
     sp.add(_b("kernel.numa_balancing", "CONFIG_NUMA_BALANCING (x86-64 only)",
               (False, True) if arch == "x86_64" else (False,)))
+    sp.add(_c("kernel.thp", "transparent huge pages (sysfs enabled): never, or always",
+              ("never", "always")))
     sp.add(_b("kernel.seed_expand_stack", "take the seed's grows-up expand_stack literally (1.1.7)",
               (False, True)))
 
@@ -580,7 +582,7 @@ def build_space(arch: str, scope: str = "full", *, error_codes: str = "hardware"
 
 
 # Allocation purposes the model asks about (sim.spec EnvSpec.alloc_fail vocabulary).
-ALLOC_PURPOSES = ("pud", "pmd", "pte", "anon_vma", "anon_page", "cow_page")
+ALLOC_PURPOSES = ("pud", "pmd", "pte", "anon_vma", "anon_page", "cow_page", "huge_page")
 
 
 # ---------------------------------------------------------------------------------
@@ -698,6 +700,21 @@ def _scope_mm(sp: Space) -> None:
     _no_alloc_failures(sp)
 
 
+def _scope_thp(sp: Space) -> None:
+    """Transparent huge pages on: a none pmd in an anonymous or file VMA, with every
+    allocation of the huge-page path failing or not."""
+    _scope_mm(sp)
+    _one(sp, kernel__thp="always", env__pte_race=False, task__memcg_oom=False, task__fatal_signal=False)
+    sp.restrict("T.kind", ["anon", "file"])
+    sp.restrict("T.flags.uffd", lambda get: [0])
+    sp.restrict("T.flags.shared", [0])
+    sp.keep_only("pmd.kind", lambda v: v == PMD_KINDS["none"])
+    sp.restrict("env.fault.1", ["0"])
+    for p in ("pte", "anon_vma", "huge_page"):
+        sp.restrict(f"alloc.{p}", [False, True])
+    sp.restrict("T.anon_vma", [True, False])
+
+
 def _scope_alloc(sp: Space) -> None:
     """Every allocation of the fault path failing or not, on none PTEs."""
     _scope_mm(sp)
@@ -722,9 +739,10 @@ SCOPES: dict[str, tuple[str, Callable[[Space], None] | None]] = {
     "hooks": ("kmemcheck, kmmio, kprobes, prefetch, errata, vsyscall, die notifiers", _scope_hooks),
     "mm": ("the mm layer in full, under a fault.c that reaches handle_mm_fault", _scope_mm),
     "alloc": ("every page-table, anon_vma and page allocation failing or not", _scope_alloc),
+    "thp": ("transparent huge pages on: huge page faults and their fallbacks", _scope_thp),
     "full": ("every input over its whole domain (very large: for targeted runs)", None),
 }
-DEFAULT_SCOPES = ("handler", "stack", "hooks", "mm", "alloc", "seed")
+DEFAULT_SCOPES = ("handler", "stack", "hooks", "mm", "alloc", "seed", "thp")
 
 
 def apply_scope(sp: Space, scope: str) -> None:
@@ -734,6 +752,8 @@ def apply_scope(sp: Space, scope: str) -> None:
     if fn is not None:
         if scope != "seed":
             sp.restrict("kernel.seed_expand_stack", [False])
+        if scope != "thp":
+            sp.restrict("kernel.thp", ["never"])
         fn(sp)
 
 
