@@ -60,7 +60,14 @@ def distinct_paths(prop: Property, arches: Iterable[str], scopes: Iterable[str],
                 key = tuple(cex.keys)
                 if key not in best or cex.rank < best[key].rank:
                     best[key] = cex
-    return sorted(best.values(), key=lambda c: c.rank)[:n]
+    ranked = sorted(best.values(), key=lambda c: c.rank)
+    # The best path of each outcome first, so that a few counterexamples show different
+    # endings before they show different ways to the same ending.
+    firsts: dict[str, PathCounterexample] = {}
+    for cex in ranked:
+        firsts.setdefault(cex.outcome, cex)
+    lead = sorted(firsts.values(), key=lambda c: c.rank)
+    return (lead + [c for c in ranked if c not in lead])[:n]
 
 
 def property_files(prop: Property, paths: list[PathCounterexample], out: str | Path, *, n: int,
