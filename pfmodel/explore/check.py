@@ -83,6 +83,7 @@ class ScopeStats:
     paths: int = 0
     states: int = 0
     seconds: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,6 +108,19 @@ class CheckReport:
     @property
     def states(self) -> int:
         return sum(s.states for s in self.stats)
+
+    def per_arch(self) -> dict[str, dict[str, Any]]:
+        """Paths, states and distinct outcomes per architecture (over its scopes)."""
+        out: dict[str, dict[str, Any]] = {}
+        for st in self.stats:
+            a = out.setdefault(st.arch, {"paths": 0, "states": 0, "outcomes": {}})
+            a["paths"] += st.paths
+            a["states"] += st.states
+            for o, n in st.outcomes.items():
+                a["outcomes"][o] = a["outcomes"].get(o, 0) + n
+        for a in out.values():
+            a["outcomes"] = dict(sorted(a["outcomes"].items()))
+        return out
 
     @property
     def ok(self) -> bool:
@@ -142,6 +156,7 @@ class _ChunkResult:
     paths: int = 0
     states: int = 0
     seconds: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
     sim_runs: int = 0
     conformance_checked: int = 0
     per_prop: dict[str, list] = field(default_factory=dict)   # name -> [applicable, checked, violations, seconds, cex]
@@ -172,8 +187,12 @@ def _run_chunk(task: _Task, props: list[Property] | None = None) -> _ChunkResult
     sim_props = [p for p in props if p.needs_simulator]
     all_props = model_props + sim_props
     t_start = time.perf_counter()
+    outcomes = res.outcomes
     for path in explorer.paths():
         res.paths += 1
+        if task.k == 0:
+            key = str(path.outcome)
+            outcomes[key] = outcomes.get(key, 0) + 1
         if path.index % task.n != task.k:
             continue
         view = RunView(path, space)
@@ -305,7 +324,7 @@ def _merge(props: list[Property], chunks: list[_ChunkResult], engine: str, arche
     for c in sorted(chunks, key=lambda c: (ARCHES.index(c.arch), scopes.index(c.scope), c.k)):
         st = stats.setdefault((c.arch, c.scope), ScopeStats(c.arch, c.scope))
         if c.k == 0:
-            st.paths, st.states = c.paths, c.states
+            st.paths, st.states, st.outcomes = c.paths, c.states, dict(c.outcomes)
         st.seconds += c.seconds
         report.sim_runs += c.sim_runs
         report.conformance_checked += c.conformance_checked

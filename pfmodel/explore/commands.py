@@ -57,7 +57,8 @@ def _progress_bar(enabled: bool):
 @click.option("--no-conformance", is_flag=True,
               help="Skip running every path on the simulator (simulator properties still run theirs).")
 @click.option("--all-error-codes", is_flag=True,
-              help="Enumerate every error code, also those the hardware never produces.")
+              help="Enumerate every error code, also those the hardware never produces (properties that "
+                   "rest on the hardware's rules, like PF_USER only at CPL 3, are then violated).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes (default: CPUs, max 4).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
@@ -120,7 +121,9 @@ def report_json(report: Any) -> dict[str, Any]:
         "arches": list(report.arches), "scopes": list(report.scopes),
         "ok": report.ok, "exit_status": report.exit_code, "seconds": round(report.seconds, 3),
         "paths": report.paths, "states": report.states, "simulator_runs": report.sim_runs,
-        "explored": [{"arch": s.arch, "scope": s.scope, "paths": s.paths, "states": s.states} for s in report.stats],
+        "explored": [{"arch": s.arch, "scope": s.scope, "paths": s.paths, "states": s.states,
+                      "outcomes": s.outcomes} for s in report.stats],
+        "per_arch": report.per_arch(),
         "properties": props,
         "conformance": {
             "enabled": report.conformance, "paths_checked": report.conformance_checked,
@@ -151,9 +154,12 @@ def print_report(report: Any) -> None:
             mark += " [yellow](vacuous)[/yellow]"
         table.add_row(r.prop.name, r.prop.expected, verdict, mark, f"{r.applicable}/{r.checked}", f"{r.seconds:.2f}s")
     con.print(table)
-    explored = ", ".join(f"{s.arch}/{s.scope} {s.paths}" for s in report.stats)
-    con.print(f"[dim]{report.engine}: {report.paths} paths, {report.states} states ({explored}); "
-              f"{report.sim_runs} simulator runs; {report.seconds:.1f}s[/dim]")
+    for arch, a in report.per_arch().items():
+        scopes = ", ".join(f"{s.scope} {s.paths}" for s in report.stats if s.arch == arch)
+        con.print(f"[dim]{arch}: {a['paths']} paths ({scopes}), {a['states']} states, "
+                  f"{len(a['outcomes'])} distinct outcomes[/dim]")
+    con.print(f"[dim]{report.engine}: {report.paths} paths, {report.sim_runs} simulator runs, "
+              f"{report.seconds:.1f}s[/dim]")
     if report.conformance:
         if report.disagreement_count == 0:
             con.print(f"conformance: the simulator agrees with the model on all {report.conformance_checked} paths")

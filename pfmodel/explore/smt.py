@@ -37,7 +37,7 @@ from ..model.actions import ACTIONS, initial_state
 from ..model.inputs import ARCHES, NeedInput, Space, build_space
 from ..model.ops import EWord
 from ..model.state import EXIT, Machine, State, StepRec
-from ..model.z3ops import Z3Ops
+from ..model.z3ops import SWord, Z3Ops
 from ..outcome import Outcome
 
 MODES = ("full", "scope")
@@ -227,13 +227,16 @@ class SymSpace:
         decl = self.space.words.get(name)
         if decl is None:
             inp = self.space.inputs[name]
-            t = EWord(self.const[name], inp.width) if name in self.const else self.vars[name]
+            t = EWord(self.const[name], inp.width) if name in self.const else SWord.of(self.vars[name], inp.width)
         else:
-            o = self.ops
-            t = o.word(decl.fixed, decl.width)
-            for gname, _ in decl.groups:
-                g = EWord(self.const[gname], decl.width) if gname in self.const else self.vars[gname]
-                t = o.bor(t, g)
+            k = decl.fixed
+            parts = []
+            for gname, gmask in decl.groups:
+                if gname in self.const:
+                    k |= self.const[gname]
+                else:
+                    parts.append((self.vars[gname], gmask & ((1 << decl.width) - 1)))
+            t = self.ops.fragments(decl.width, k, parts)
         self._words[name] = t
         return t
 
@@ -374,9 +377,14 @@ class IncSolver:
 # ---------------------------------------------------------------------------------
 
 class _Fork(Exception):
-    def __init__(self, alts: list[tuple[Any, z3.BoolRef, z3.ModelRef | None]]) -> None:
+    """Several ways are feasible at a choice point: (value, constraint, model) each.
+    ``cond`` is the branch condition of a two-way fork (None for a choice input)."""
+
+    def __init__(self, alts: list[tuple[Any, z3.BoolRef, z3.ModelRef | None]],
+                 cond: z3.BoolRef | None = None) -> None:
         super().__init__("fork")
         self.alts = alts
+        self.cond = cond
 
 
 @dataclass
@@ -434,6 +442,7 @@ class _Item:
     forced: list[Any]
     model: z3.ModelRef | None
     uncertain: bool
+    facts: dict[int, bool]
 
 
 class SmtExplorer:
@@ -457,6 +466,7 @@ class SmtExplorer:
         self.taken: list[Any] = []
         self.model: z3.ModelRef | None = None
         self.uncertain = False
+        self.facts: dict[int, bool] = {}
 
     # -- choice points ------------------------------------------------------------------
     def _next_forced(self) -> tuple[bool, Any]:
@@ -470,6 +480,11 @@ class SmtExplorer:
         self.uncertain = True
         self.unknown_reasons.append(f"{what}: {self.solver.reason()}")
 
+    def _decided(self, c: z3.BoolRef, value: bool) -> None:
+        """Remember on this path that ``c`` has ``value`` (and its negation the other)."""
+        self.facts[c.get_id()] = value
+        self.facts[self.sym.ops.negation(c).get_id()] = not value
+
     def _branch(self, cond: Any) -> bool:
         forced, v = self._next_forced()
         if forced:
@@ -478,21 +493,27 @@ class SmtExplorer:
         if c is True or c is False:
             self.taken.append(c)
             return c
+        known = self.facts.get(c.get_id())
+        if known is not None:
+            self.taken.append(known)
+            return known
+        neg = self.sym.ops.negation(c)
         alts: list[tuple[Any, z3.BoolRef, z3.ModelRef | None]] = []
         if self.model is not None:
             holds = z3.is_true(self.model.eval(c, model_completion=True))
-            first = (holds, c if holds else z3.Not(c), self.model)
-            other_c = z3.Not(c) if holds else c
+            first = (holds, c if holds else neg, self.model)
+            other_c = neg if holds else c
             r, mod = self.solver.check(self.pc, other_c)
             if r == UNSAT:
                 self.taken.append(holds)
+                self._decided(c, holds)
                 return holds
             if r == UNKNOWN:
                 self._note_unknown("branch feasibility")
             second = (not holds, other_c, mod)
             alts = [first, second] if holds else [second, first]
         else:
-            for value, cc in ((True, c), (False, z3.Not(c))):
+            for value, cc in ((True, c), (False, neg)):
                 r, mod = self.solver.check(self.pc, cc)
                 if r == UNKNOWN:
                     self._note_unknown("branch feasibility")
@@ -500,12 +521,13 @@ class SmtExplorer:
                     alts.append((value, cc, mod))
             if len(alts) == 1:
                 self.taken.append(alts[0][0])
+                self._decided(c, alts[0][0])
                 if alts[0][2] is not None:
                     self.model = alts[0][2]
                 return alts[0][0]
             if not alts:
                 raise RuntimeError("neither side of a branch is feasible on a feasible path")
-        raise _Fork(alts)
+        raise _Fork(alts, c)
 
     def choose(self, name: str) -> Any:
         if name in self.choices:
@@ -555,14 +577,14 @@ class SmtExplorer:
         if r == UNKNOWN:
             self._note_unknown("the input space")
         s0 = initial_state(m)
-        stack = [_Item(s0, None, {}, set(), [], model0, r == UNKNOWN)]
+        stack = [_Item(s0, None, {}, set(), [], model0, r == UNKNOWN, {})]
         actions = ACTIONS
         index = 0
         self.states = 0
         while stack:
             it = stack.pop()
             s, pc, choices, reads, forced = it.state, it.pc, it.choices, it.reads, it.forced
-            model, uncertain = it.model, it.uncertain
+            model, uncertain, facts = it.model, it.uncertain, it.facts
             while s.pc != EXIT:
                 s2 = s.copy()
                 self.pc = pc
@@ -572,20 +594,25 @@ class SmtExplorer:
                 self.taken = []
                 self.model = model
                 self.uncertain = uncertain
+                self.facts = facts
                 try:
                     actions[s.pc](m, s2)
                 except _Fork as f:
                     self.forks += 1
                     prefix = list(self.taken)
                     unc = self.uncertain
-                    for value, cons, mod in reversed(f.alts[1:]):
-                        stack.append(_Item(s, PCNode(pc, cons), choices, reads, prefix + [value],
-                                           mod, unc or mod is None))
-                    value, cons, mod = f.alts[0]
-                    pc = PCNode(pc, cons)
-                    forced = prefix + [value]
-                    model = mod
-                    uncertain = unc or mod is None
+                    alts = []
+                    for value, cons, mod in f.alts:
+                        fx = dict(self.facts)
+                        if f.cond is not None:
+                            fx[f.cond.get_id()] = value
+                            fx[self.sym.ops.negation(f.cond).get_id()] = not value
+                        alts.append(_Item(s, PCNode(pc, cons), choices, reads, prefix + [value], mod,
+                                          unc or mod is None, fx))
+                    stack.extend(reversed(alts[1:]))
+                    first = alts[0]
+                    pc, forced, model, uncertain, facts = (first.pc, first.forced, first.model,
+                                                           first.uncertain, first.facts)
                     continue
                 self.states += 1
                 s = s2
@@ -594,6 +621,7 @@ class SmtExplorer:
                 forced = []
                 model = self.model
                 uncertain = self.uncertain
+                facts = self.facts
             yield SymPath(index, s.steps(), s.outcome, s, pc, dict(choices), frozenset(reads),  # type: ignore[arg-type]
                           model, uncertain)
             index += 1

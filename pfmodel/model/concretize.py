@@ -115,7 +115,7 @@ def concretize(space: Space, bindings: dict[str, Any], *, calls: int = 1, max_fa
     sp = r("sp") if r.bound("sp") else None
     regs = RegsSpec(ip=ip, sp=sp, flags=flags)
 
-    cpu = CpuSpec(smap=bool(r("cpu.smap")))
+    cpu = CpuSpec(smap=bool(r("cpu.smap")), smep=bool(r("cpu.smep")), nx=bool(r("cpu.nx")))
     pf_disabled, preempt, in_irq = _CONTEXT[r("task.context")]
     has_mm = bool(r("task.has_mm"))
     task = TaskSpec(

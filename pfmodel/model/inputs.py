@@ -228,7 +228,9 @@ def make_layout(arch: str) -> Layout:
         ("T_end", t.end),                             # vm_end: first address above T (no VMA)
         ("user_top", tsm - 1),                        # last user address (no VMA)
         ("kernel_start", tsm),                        # first kernel-space address
-    ] + kernel
+    ] + kernel + [
+        ("top", (1 << width) - 1),                    # the last address: address + cushion wraps
+    ]
     return Layout(arch, width, tsm, stack_cushion(arch), (a, t), vmalloc, tuple(addresses))
 
 
@@ -380,8 +382,11 @@ def build_space(arch: str, scope: str = "full", *, error_codes: str = "hardware"
     sp.add(_f("ec.RSVD", "error code PF_RSVD: a reserved bit was set in a present entry",
               (lambda get: [0, PF_RSVD] if get("ec.P") else [0]) if hw else [0, PF_RSVD], W))
     def ec_i(get: Getter) -> list:
-        # A fetch is not a write; an implicit supervisor access at CPL 3 is a data access.
+        # A fetch is not a write; an implicit supervisor access at CPL 3 is a data access;
+        # the CPU reports I/D only with SMEP or NX enabled (KF 3.8 rules 3, 4, 6).
         if get("ec.W") or (get("user_mode") and not get("ec.U")):
+            return [0]
+        if not (get("cpu.nx") or get("cpu.smep")):
             return [0]
         return [0, PF_INSTR]
     sp.add(_f("ec.I", "error code PF_INSTR: an instruction fetch", ec_i if hw else [0, PF_INSTR], W))
@@ -409,6 +414,10 @@ def build_space(arch: str, scope: str = "full", *, error_codes: str = "hardware"
 
     # --- CPU, task, kernel --------------------------------------------------------
     sp.add(_b("cpu.smap", "the CPU has SMAP and the kernel enabled it", (True, False)))
+    sp.add(_b("cpu.smep", "CR4.SMEP (the handler never reads it; it decides whether fetches report I/D)",
+              (True, False)))
+    sp.add(_b("cpu.nx", "EFER.NXE (the handler never reads it; it decides whether fetches report I/D)",
+              (True, False)))
     sp.add(_c("task.context", "where the fault happened: normal process context, inside "
               "pagefault_disable(), in atomic context, or in an interrupt",
               ("normal", "pagefault_disabled", "atomic", "interrupt")))
@@ -750,6 +759,7 @@ def apply_scope(sp: Space, scope: str) -> None:
         raise KeyError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
     fn = SCOPES[scope][1]
     if fn is not None:
+        _one(sp, cpu__smep=True, cpu__nx=True)
         if scope != "seed":
             sp.restrict("kernel.seed_expand_stack", [False])
         if scope != "thp":

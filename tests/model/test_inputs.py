@@ -11,11 +11,12 @@ from pfmodel.sim.constants import TASK_SIZE_MAX, VMALLOC_START_32, VMALLOC_START
 from pfmodel.x86.constants import PF_INSTR, PF_PROT, PF_RSVD, PF_USER, PF_WRITE
 
 
-def _error_codes(space, user_mode: bool) -> set[int]:
+def _error_codes(space, user_mode: bool, nx: bool = True, smep: bool = True) -> set[int]:
     """Every error code the (hardware) domain admits for one mode."""
     codes = set()
     for p, w, u, r, i in itertools.product([0, PF_PROT], [0, PF_WRITE], [0, PF_USER], [0, PF_RSVD], [0, PF_INSTR]):
-        values = {"user_mode": user_mode, "ec.P": p, "ec.W": w, "ec.U": u, "ec.RSVD": r, "ec.I": i}
+        values = {"user_mode": user_mode, "ec.P": p, "ec.W": w, "ec.U": u, "ec.RSVD": r, "ec.I": i,
+                  "cpu.nx": nx, "cpu.smep": smep}
         ok = all(values[g] in space.domain(g, values.__getitem__) for g in ("ec.P", "ec.W", "ec.U", "ec.RSVD", "ec.I"))
         if ok:
             codes.add(p | w | u | r | i)
@@ -36,6 +37,12 @@ def test_hardware_error_codes_follow_the_sdm(arch):
     assert 0x3 in kernel and 0x11 in kernel                            # spurious_fault's two codes
 
 
+def test_no_fetch_bit_without_nx_or_smep():
+    sp = build_space("i386-pae", "full")
+    assert not any(c & PF_INSTR for c in _error_codes(sp, True, nx=False, smep=False))
+    assert any(c & PF_INSTR for c in _error_codes(sp, True, nx=False, smep=True))
+
+
 def test_all_error_codes_mode_lifts_the_rules():
     sp = build_space("x86_64", "full", error_codes="all")
     assert len(_error_codes(sp, False)) == 32
@@ -53,6 +60,7 @@ def test_layout_classes_sit_where_their_names_say(arch):
     assert addr["vmalloc"] >= (VMALLOC_START_64 if arch == "x86_64" else VMALLOC_START_32)
     assert ("vsyscall" in addr) == (arch == "x86_64")
     assert addr["page0"] < 4096
+    assert addr["top"] == lay.mask                                  # the address-space wrap-around
 
 
 def test_sp_domain_straddles_the_cushion():
