@@ -285,6 +285,8 @@ def check(*, names: Iterable[str] = (), folders: Iterable[str] = (), builtin: bo
     for s in scopes:
         if s not in SCOPES:
             raise UsageError(f"unknown scope {s!r}", todo="use one of: " + ", ".join(SCOPES))
+    if out:
+        _check_out(Path(out))
     folders = tuple(str(f) for f in folders)
     names = tuple(names)
     props = select(load_properties(folders, builtin=builtin), names)
@@ -314,6 +316,16 @@ def check(*, names: Iterable[str] = (), folders: Iterable[str] = (), builtin: bo
     if out:
         write_counterexamples(report, out, error_codes)
     return report
+
+
+def _check_out(folder: Path) -> None:
+    """Refuse an --out folder that cannot be written, before any work is done."""
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise UsageError("cannot write counterexamples there", where=str(folder),
+                         todo="give a writable folder with --out")
 
 
 def _merge(props: list[Property], chunks: list[_ChunkResult], engine: str, arches: tuple[str, ...],
@@ -398,27 +410,35 @@ def save_counterexample(cex: Counterexample, path: Path, *, name: str, descripti
 
 
 def write_counterexamples(report: CheckReport, out: str, error_codes: str = "hardware") -> None:
+    """One scenario per violated property (its best counterexample) and per saved
+    conformance disagreement (whose expectation is the model's, so replaying it shows
+    where the simulator parts from the model)."""
+    from ..errors import PfmodelError
+
     folder = Path(out)
     report.out = str(folder)
+    jobs: list[tuple[Any, Counterexample, Path, str, str]] = []
     for r in report.results:
-        cex = r.counterexample
-        if cex is None:
-            continue
-        path = folder / f"{r.prop.name}.json"
-        cex.file = str(path)
-        verdict = "expected: violated" if r.prop.expected == VIOLATED else "UNEXPECTED violation"
-        save_counterexample(cex, path, name=f"{r.prop.name} ({cex.arch}, {verdict})",
-                            description=f"Violates: {r.prop.statement}", error_codes=error_codes)
-    for k, d in enumerate(report.disagreements):
+        if r.counterexample is not None:
+            verdict = "expected: violated" if r.prop.expected == VIOLATED else "UNEXPECTED violation"
+            jobs.append((r.counterexample, r.counterexample, folder / f"{r.prop.name}.json",
+                         f"{r.prop.name} ({r.counterexample.arch}, {verdict})", f"Violates: {r.prop.statement}"))
+    for d in report.disagreements:
+        if d.error:
+            continue  # the simulator refused the scenario: there is nothing to replay
         cex = Counterexample(d.arch, d.scope, d.index, d.bindings, d.model_keys, d.model_outcome,
                              calls=sum(1 for key in d.model_keys if key[0] == "handle_mm_fault") or 1)
-        path = folder / f"conformance-{d.arch}-{d.scope}-{d.index}.json"
-        d_file = str(path)
-        # The expectation is the model's: replaying shows where the simulator parts from it.
-        save_counterexample(cex, path, name=f"conformance {d.arch}/{d.scope} path {d.index}",
-                            description=d.describe(), error_codes=error_codes)
-        setattr(d, "file", d_file)
-        del k
+        jobs.append((d, cex, folder / f"conformance-{d.arch}-{d.scope}-{d.index}.json",
+                     f"conformance {d.arch}/{d.scope} path {d.index}", d.describe()))
+    for owner, cex, path, name, description in jobs:
+        try:
+            save_counterexample(cex, path, name=name, description=description, error_codes=error_codes)
+        except OSError as e:
+            raise UsageError(f"cannot write the counterexample {path}: {e.strerror}", where=str(folder),
+                             todo="give a writable folder with --out") from None
+        except PfmodelError as e:
+            raise RuntimeError(f"a concretized path is not a valid scenario: {e.message}") from e
+        owner.file = str(path)
 
 
 __all__ = ["check", "CheckReport", "PropertyResult", "Counterexample", "ENGINES", "AVAILABLE_ENGINES",

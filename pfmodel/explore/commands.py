@@ -4,14 +4,12 @@ click group in ``pfmodel/cli.py``).  Bad input raises ``PfmodelError`` (exit sta
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .. import KERNEL_VERSION, __version__
-from ..errors import UsageError
 from ..model.inputs import ARCHES, DEFAULT_SCOPES, SCOPES
 
 DEFAULT_OUT = "pfmodel-out"
@@ -129,8 +127,7 @@ def report_json(report: Any) -> dict[str, Any]:
             "enabled": report.conformance, "paths_checked": report.conformance_checked,
             "violations": report.disagreement_count,
             "examples": [{"arch": d.arch, "scope": d.scope, "path": d.index, "message": d.describe(),
-                          "file": getattr(d, "file", ""),
-                          "replay": f"pfmodel run {getattr(d, 'file', '')}" if getattr(d, "file", "") else ""}
+                          "file": d.file, "replay": f"pfmodel run {d.file}" if d.file else ""}
                          for d in report.disagreements],
         },
     }
@@ -168,7 +165,7 @@ def print_report(report: Any) -> None:
                       f"{report.conformance_checked} paths[/red bold]")
             for d in report.disagreements:
                 con.print(f"  {d.arch}/{d.scope} path {d.index}: {d.describe()}")
-                if getattr(d, "file", ""):
+                if d.file:
                     con.print(f"    pfmodel run {d.file}")
     for r in report.results:
         c = r.counterexample
@@ -188,7 +185,6 @@ def print_report(report: Any) -> None:
 
 
 __all__ = ["check_cmd", "report_json", "print_report", "DEFAULT_OUT"]
-del sys, UsageError
 
 
 # --- pfmodel graph -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class Disagreement:
     model_keys: list[tuple[str, str]]
     sim_keys: list[tuple[str, str]]
     error: str = ""                 # the simulator refused or crashed on the scenario
+    file: str = ""                  # where its scenario was saved
 
     def describe(self) -> str:
         if self.error:

@@ -17,20 +17,18 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
 from ..model.inputs import PMD_KINDS, RWX_NAMES, NeedInput, Space, build_space, pte_kind_values, soft_dirty
-from ..outcome import Outcome
 from ..scenario import outcome_text
 from ..x86.constants import (
     PF_INSTR, PF_PROT, PF_RSVD, PF_USER, PF_WRITE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL,
 )
 from .conformance import check_path
-from .exhaustive import Explorer, Path
+from .exhaustive import Explorer
 
 
 @dataclass
@@ -255,4 +253,4 @@ def build_table(arch: str, rows: str, cols: str, settings: list[str] = (), *, ex
     return OutcomeTable(arch, row_dim, col_dim, fixed, explore_rest, cells)
 
 
-__all__ = ["build_table", "OutcomeTable", "dimensions", "dimension", "parse_setting", "Path", "Outcome"]
+__all__ = ["build_table", "OutcomeTable", "dimensions", "dimension", "parse_setting"]

@@ -35,7 +35,6 @@ from ..sim.constants import (
     VM_FAULT_FALLBACK,
     VM_FAULT_HWPOISON,
     VM_FAULT_HWPOISON_LARGE,
-    VM_FAULT_LOCKED,
     VM_FAULT_MAJOR,
     VM_FAULT_NAMES,
     VM_FAULT_NOPAGE,

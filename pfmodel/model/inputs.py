@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
 from ..sim.constants import (
-    SIZEOF_LONG,
     TASK_SIZE_MAX,
     VM_EXEC,
     VM_GROWSDOWN,

@@ -33,13 +33,18 @@ def test_check_json_report_and_counterexamples_that_replay(tmp_path):
         assert replay.exit_code == 0, replay.output   # the file's expectations hold on replay
 
 
-def test_check_table_output_names_every_property():
-    r = invoke("check", "--no-conformance", "--scope", "stack", "--out", "/dev/null/x", "--property",
+def test_check_table_output_names_every_property(tmp_path):
+    r = invoke("check", "--no-conformance", "--scope", "stack", "--out", str(tmp_path / "o"), "--property",
                "stack_growth_bounded", "--property", "mmap_sem_released")
-    # --out cannot be created, but nothing is violated, so nothing is written.
     assert r.exit_code == 0, r.output
+    assert not (tmp_path / "o").exists()          # nothing violated, nothing written
     assert "stack_growth_bounded" in r.output and "mmap_sem_released" in r.output
     assert "every verdict as expected" in r.output
+
+
+def test_an_unwritable_out_folder_is_exit_2_before_any_work():
+    r = CliRunner().invoke(cli, ["check", "--out", "/dev/null/x"])
+    assert r.exit_code == 2 and "cannot write" in r.output
 
 
 def test_unknown_property_is_exit_2():

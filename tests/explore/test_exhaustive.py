@@ -32,7 +32,7 @@ def _paths(arch, scope):
 @pytest.mark.parametrize("arch", ARCHES)
 def test_paths_are_pairwise_disjoint(arch):
     """Two paths always differ in the value of an input both of them bound."""
-    paths = _paths(arch, "stack")
+    paths = _paths(arch, "alloc")
     assert len(paths) > 100
     for i, a in enumerate(paths):
         for b in paths[i + 1:]:

@@ -9,7 +9,7 @@ from pfmodel.explore.exhaustive import run_one
 from pfmodel.model.actions import ACTIONS, LABELS
 from pfmodel.model.inputs import PMD_KINDS, PTE_PRESENT, make_layout
 from pfmodel.outcome import Outcome
-from pfmodel.sim.constants import VM_EXEC, VM_GROWSDOWN, VM_READ, VM_SHARED, VM_WRITE
+from pfmodel.sim.constants import VM_GROWSDOWN, VM_READ, VM_SHARED, VM_WRITE
 from pfmodel.trace import DECISIONS
 from pfmodel.x86.constants import (
     PF_INSTR, PF_PROT, PF_RSVD, PF_USER, PF_WRITE, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW,
