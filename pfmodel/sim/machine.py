@@ -136,6 +136,13 @@ class _Builder:
         elif child == "pmd":
             mm.nr_pmds += 1
 
+    def handler_may_walk(self, address: int, span: int) -> bool:
+        """Could the mm layer walk this range: a VMA overlaps it, or a stack VMA above may grow into it?"""
+        lo = address & ~(span - 1)
+        hi = lo + span
+        return any((v.start < hi and lo < v.end) or (v.flags & VM_GROWSDOWN and v.start >= hi)
+                   for v in self.spec.vmas)
+
     def install(self, root: int, entry: EntrySpec, where: str, mm: MmStruct | None, kernel: bool) -> None:
         arch = self.arch
         if entry.level not in LEVEL_NAMES:
@@ -150,6 +157,19 @@ class _Builder:
             current = self.mem.read_entry(ptr)
             if level == target:
                 value = entry.value
+                upper = level == "pud" or (level == "pgd" and arch.levels > 2)
+                if upper and value and not value & _PAGE_PRESENT:
+                    # 4.4 never leaves a non-zero, non-present pgd or pud (no swap or
+                    # migration entries above the pmd); the walkers would follow it.
+                    raise _err(f"a non-present {level} entry must be 0, not {value:#x}", f"{where}.value",
+                               "Linux 4.4 keeps swap, migration and PROT_NONE entries at pte or pmd level only",
+                               f"give 0 or a present {level} entry")
+                if (level == "pud" and not kernel and value & _PAGE_PRESENT and value & _PAGE_PSE
+                        and self.handler_may_walk(entry.address, 1 << arch.pud_shift)):
+                    raise _err(f"a 1 GiB user page (pud {value:#x}) under a VMA is not modelled",
+                               f"{where}.value",
+                               "pfmodel's mm walks model user huge pages at pmd level (THP, 2 MiB hugetlb)",
+                               "map the range with huge pmd entries, or keep VMAs out of this 1 GiB")
                 if not is_leaf(arch, level, value):
                     frame = (value & arch.pte_pfn_mask) >> PAGE_SHIFT
                     if frame == 0:

@@ -51,6 +51,11 @@ def where(s):
     (lambda: spec(A, entries=[EntrySpec(A, 0x80 | 0x25, level="pmd"), EntrySpec(A, 0x25)]), "entries[1]"),
     (lambda: spec(A, entries=[EntrySpec(A, (0x999 << 12) | 0x67, level="pmd")]), "entries[0].value"),
     (lambda: spec(A, kernel=KernelSpec(kernel_mappings=[EntrySpec(A, 0x163)])), "kernel.kernel_mappings[0].address"),
+    # 4.4 never has a non-present, non-zero pud/pgd, nor 1 GiB user pages.
+    (lambda: spec(A, entries=[EntrySpec(A, 0x4000, level="pud")]), "entries[0].value"),
+    (lambda: spec(A, entries=[EntrySpec(A, 0x4000, level="pgd")]), "entries[0].value"),
+    (lambda: spec(A, entries=[EntrySpec(A, (0x40000 << 12) | 0xE7, level="pud")], vmas=[heap()]),
+     "entries[0].value"),
     (lambda: spec(A, env=EnvSpec(fault=["MAYBE"])), "env.fault[0]"),
     (lambda: spec(A, env=EnvSpec(fault=[])), "env.fault"),
     (lambda: spec(A, env=EnvSpec(oom="panic")), "env.oom"),
