@@ -1064,8 +1064,12 @@ def _format_json(value: Any, indent: int) -> str:
 
 
 def fingerprint(scn: Scenario | MachineSpec) -> str:
-    """A stable 16-hex-digit hash of the machine content (ignores name, description, expect)."""
-    spec = scn.spec if isinstance(scn, Scenario) else _resolved_copy(scn)
+    """A stable 16-hex-digit hash of the machine content (ignores name, description, expect).
+
+    A bare MachineSpec is first put through the file format, so two specs that save to
+    the same file (entries in another order, unaligned entry addresses) hash the same.
+    """
+    spec = scn.spec if isinstance(scn, Scenario) else scenario_from_spec(scn).spec
     text = json.dumps(_machine_to_json(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(f"{FORMAT}\n{text}".encode()).hexdigest()[:16]
 

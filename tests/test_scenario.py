@@ -382,6 +382,14 @@ def test_fingerprint_ignores_people_fields_but_not_the_machine():
     assert fingerprint(base.spec) == fingerprint(base)
 
 
+def test_fingerprint_of_a_spec_does_not_depend_on_entry_order():
+    a, b = EntrySpec(0x601000, 0x25), EntrySpec(0x602000, 0x27)
+    k1, k2 = EntrySpec(0xFFFFC90000001000, 0x163), EntrySpec(0xFFFFC90000000000, 0x163)
+    one = MachineSpec(AccessSpec(0x601000), entries=[a, b], kernel=KernelSpec(kernel_mappings=[k1, k2]))
+    two = MachineSpec(AccessSpec(0x601000), entries=[b, a], kernel=KernelSpec(kernel_mappings=[k2, k1]))
+    assert fingerprint(one) == fingerprint(two) == fingerprint(scenario_from_spec(one))
+
+
 def test_scenario_from_spec_resolves_a_kernel_access_ip_and_validates():
     spec = MachineSpec(access=AccessSpec(address=0x601000, kind="write", mode="kernel"),
                        vmas=[VmaSpec(0x600000, 0x602000, VM_READ | VM_WRITE)])
