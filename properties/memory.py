@@ -137,3 +137,40 @@ def _handled_progress(r):
 
 
 __all__ = ["WRITE_PATHS", "Outcome"]
+
+
+@prop(name="naive_stack_growth_keeps_a_gap", expected="violated",
+      statement="Stack growth never leaves a stack VMA directly on top of a mapping that is not "
+                "itself a stack.",
+      rationale="False in 4.4: expand_stack refuses to grow onto a non-stack vm_prev, but the "
+                "guard page that check_stack_guard_page adds below a newly faulted lowest page "
+                "is grown by expand_downwards, which never looks at vm_prev (KF 2.2.14, 2.4.8). "
+                "The one-page 'gap' is then only the stack's own unpopulated lowest page "
+                "(historical-bugs 2.2, 2.5: Stack Clash).",
+      when=lambda r: bool(r.changes("stack_grown")))
+def _stack_gap(r):
+    o = r.o
+    vma = r.final.vma
+    prev = None
+    for k, v in enumerate(r.layout.vmas):
+        if v.name == vma and k:
+            prev = r.layout.vmas[k - 1]
+    if prev is None:
+        return True
+    touching = o.eq(r.final.vm_start[vma], prev.end)
+    return o.implies(touching, lambda: o.test(r.word(prev.flags), VM_GROWSDOWN))
+
+
+@prop(name="memcg_oom_cleaned_up", expected="holds",
+      statement="A user fault that leaves handle_mm_fault without VM_FAULT_OOM while the task "
+                "is in a memcg OOM cleans that state up before returning.",
+      rationale="1.1.10: with FAULT_FLAG_USER, task_in_memcg_oom() && !(ret & VM_FAULT_OOM) "
+                "runs mem_cgroup_oom_synchronize(false) (P-OOM, historical-bugs 8.2).",
+      when=lambda r: r.took("memcg_oom_cleanup"))
+def _memcg(r):
+    results = r.values("handle_mm_fault")
+    cleanups = r.values("memcg_oom_cleanup")
+    in_oom = r.bool("task.memcg_oom")
+    first_ok = "OOM" not in results[0]
+    expected_first = r.o.and_(in_oom, first_ok)
+    return r.o.eq(expected_first, cleanups[0] == "true")

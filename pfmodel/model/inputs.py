@@ -221,6 +221,7 @@ def make_layout(arch: str) -> Layout:
         ("T_inside", t.start + PAGE_SIZE),            # inside T, above its lowest page (the default)
         ("page0", 0x0),                               # below mmap_min_addr, below A
         ("above_A", a.end),                           # the page right above A (= vm_prev's end)
+        ("above_A_gap", a.end + PAGE_SIZE),           # one page above A: growth leaves a one-page gap
         ("stack_far", t.start - 16 * MIB),           # below T, beyond RLIMIT_STACK
         ("stack_near", t.start - PAGE_SIZE),         # the page right below T
         ("T_lowest", t.start),                        # T's lowest page (stack guard page)
@@ -652,7 +653,7 @@ def _scope_stack(sp: Space) -> None:
     a stack VMA, for plain reads and writes from user and kernel mode."""
     _no_hooks(sp)
     _anon_none_pte(sp)
-    _addresses(sp, "page0", "above_A", "stack_far", "stack_near", "T_lowest")
+    _addresses(sp, "page0", "above_A", "above_A_gap", "stack_far", "stack_near", "T_lowest")
     _one(sp, cpu__smap=False, task__context="normal", task__has_mm=True, env__mmap_sem="free")
     sp.restrict("regs.IF", lambda get: [True])
     sp.restrict("ec.P", [0])

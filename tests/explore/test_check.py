@@ -16,7 +16,8 @@ def invoke(*args):
 
 def test_check_json_report_and_counterexamples_that_replay(tmp_path):
     out = tmp_path / "out"
-    r = invoke("check", "--no-conformance", "--scope", "handler", "--arch", "x86_64", "--out", str(out), "--json")
+    r = invoke("check", "--no-conformance", "--scope", "handler", "--scope", "stack", "--arch", "x86_64",
+               "--out", str(out), "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["ok"] is True and doc["engine"] == "exhaustive" and doc["paths"] > 1000
