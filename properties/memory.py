@@ -8,7 +8,8 @@ from pfmodel.x86.constants import PF_USER, PF_WRITE, _PAGE_DIRTY, _PAGE_RW
 
 # The places that store a PTE for the faulting access itself (do_numa_page only restores
 # the VMA's protection: a write then faults again and takes the COW path).
-WRITE_PATHS = ("handle_pte_fault", "do_anonymous_page", "do_fault", "do_swap_page", "do_wp_page")
+WRITE_PATHS = ("handle_pte_fault", "do_anonymous_page", "do_fault", "do_swap_page", "do_wp_page",
+               "do_huge_pmd_wp_page_fallback")
 HUGE_WRITE_PATHS = ("do_huge_pmd_wp_page", "do_huge_pmd_anonymous_page")
 
 

@@ -1058,12 +1058,27 @@ def dirty_not_pmd_write(m: Machine, s: State) -> None:
 
 @action("wp_huge_pmd:result", "wp_huge_pmd")
 def wp_huge_pmd(m: Machine, s: State) -> None:
-    """KF 2.4.4: an anonymous huge pmd we own is made young, dirty and writable."""
+    """KF 2.4.4: do_huge_pmd_wp_page.  A huge page we own is made young, dirty and writable
+    (VM_FAULT_WRITE).  Otherwise it is copied: into a new huge page when THP is enabled
+    for the VMA and one can be allocated, else into 512 small pages (the 4 KiB fallback,
+    which leaves a PTE table whose faulting entry is the writable copy)."""
     o = m.o
-    s.pmd = o.bor(s.pmd, _PAGE_ACCESSED | _PAGE_DIRTY | soft_dirty(m.arch))
-    if m.split(o.test(_vm_flags(m, s), VM_WRITE)):
-        s.pmd = o.bor(s.pmd, _PAGE_RW)
-    s.pmd_written_by = "do_huge_pmd_wp_page"
+    writable = o.test(_vm_flags(m, s), VM_WRITE)
+    dirty = _PAGE_ACCESSED | _PAGE_DIRTY | soft_dirty(m.arch)
+    if m.split(m.i.bool("env.reuse")):
+        pmd = o.bor(s.pmd, dirty)
+        s.pmd = o.ite(writable, lambda: o.bor(pmd, _PAGE_RW), pmd)
+        s.pmd_written_by = "do_huge_pmd_wp_page"
+    elif m.i.choice("kernel.thp") == "always" and not m.split(m.i.bool("alloc.huge_page")):
+        pmd = o.bor(o.word((0x3FC00 << 12) | _PAGE_PRESENT | _PAGE_USER | _PAGE_PSE, 64), dirty)
+        s.pmd = o.ite(writable, lambda: o.bor(pmd, _PAGE_RW), pmd)
+        s.pmd_written_by = "do_huge_pmd_wp_page"
+    else:
+        s.pmd = o.word((PFN_TABLE << 12) | _PAGE_TABLE, 64)
+        s.pmd_written_by = "do_huge_pmd_wp_page_fallback"
+        pte = o.bor(o.word((PFN_PAGE << 12) | _PAGE_PRESENT | _PAGE_USER, 64), dirty)
+        s.pte = o.ite(writable, lambda: o.bor(pte, _PAGE_RW), pte)
+        s.pte_written_by = "do_huge_pmd_wp_page_fallback"
     m.record(s, "wp_huge_pmd", vm_fault_str(VM_FAULT_WRITE))
     _return_mm(m, s, VM_FAULT_WRITE)
 
