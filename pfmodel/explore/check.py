@@ -19,13 +19,25 @@ from typing import Any, Callable, Iterable
 from ..errors import PropertyError, UsageError
 from ..model.concretize import concretize
 from ..model.inputs import ARCHES, DEFAULT_SCOPES, SCOPES, NeedInput, build_space
-from ..properties import HOLDS, VIOLATED, Property, RunView, evaluate, load_properties, select, truth
+from ..properties import HOLDS, UNKNOWN, VIOLATED, Property, RunView, evaluate, load_properties, select, truth
 from ..sim.run import run as sim_run
 from .conformance import Disagreement, check_path, spec_for
 from .exhaustive import Explorer
 
 ENGINES = ("exhaustive", "smt", "random", "all")
-AVAILABLE_ENGINES = ("exhaustive",)
+# Engines that can run: name -> function(**check's keyword arguments) -> CheckReport.  Another
+# engine plugs in with ``register_engine``; ``check`` validates the common arguments first.
+_RUNNERS: dict[str, Callable[..., "CheckReport"]] = {}
+
+
+def register_engine(name: str, runner: Callable[..., "CheckReport"]) -> None:
+    if name not in ENGINES:
+        raise ValueError(f"engine {name!r} is not one of {ENGINES}")
+    _RUNNERS[name] = runner
+
+
+def available_engines() -> tuple[str, ...]:
+    return tuple(e for e in ENGINES if e in _RUNNERS)
 MAX_SAVED_DISAGREEMENTS = 10
 
 
@@ -62,10 +74,13 @@ class PropertyResult:
     violations: int = 0
     seconds: float = 0.0
     counterexample: Counterexample | None = None
+    unknown: str = ""          # an engine that could not decide says why (never "holds")
 
     @property
     def verdict(self) -> str:
-        return VIOLATED if self.violations else HOLDS
+        if self.violations:
+            return VIOLATED
+        return UNKNOWN if self.unknown else HOLDS
 
     @property
     def as_expected(self) -> bool:
@@ -128,7 +143,13 @@ class CheckReport:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.ok else 1
+        """0 every verdict as expected; 1 one is not (or conformance failed); 3 nothing failed
+        but some verdict is unknown (inconclusive)."""
+        if self.disagreement_count or any(r.verdict != UNKNOWN and not r.as_expected for r in self.results):
+            return 1
+        if any(r.verdict == UNKNOWN for r in self.results):
+            return 3
+        return 0
 
 
 # ---------------------------------------------------------------------------------
@@ -274,9 +295,9 @@ def check(*, names: Iterable[str] = (), folders: Iterable[str] = (), builtin: bo
     """Check properties (and conformance) on every path of every (arch, scope)."""
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}", todo="use one of: " + ", ".join(ENGINES))
-    if engine not in AVAILABLE_ENGINES:
+    if engine not in _RUNNERS:
         raise UsageError(f"engine {engine!r} is not available yet",
-                         todo="use --engine exhaustive (available: " + ", ".join(AVAILABLE_ENGINES) + ")")
+                         todo="use --engine exhaustive (available: " + ", ".join(available_engines()) + ")")
     arches = tuple(arches)
     scopes = tuple(scopes)
     for a in arches:
@@ -292,6 +313,16 @@ def check(*, names: Iterable[str] = (), folders: Iterable[str] = (), builtin: bo
     props = select(load_properties(folders, builtin=builtin), names)
     if not props:
         raise UsageError("no properties to check", todo="give --properties DIR or drop --no-builtin")
+    return _RUNNERS[engine](props=props, names=names, folders=folders, builtin=builtin, arches=arches,
+                            scopes=scopes, engine=engine, conformance=conformance, workers=workers, out=out,
+                            error_codes=error_codes, progress=progress)
+
+
+def _run_exhaustive(*, props: list[Property], names: tuple[str, ...], folders: tuple[str, ...], builtin: bool,
+                    arches: tuple[str, ...], scopes: tuple[str, ...], engine: str, conformance: bool,
+                    workers: int | None, out: str | None, error_codes: str,
+                    progress: Callable[[int, int, str], None] | None) -> CheckReport:
+    """The exhaustive engine: every path of every (arch, scope), in chunks."""
     needs_sim = conformance or any(p.needs_simulator for p in props)
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if needs_sim else 1
@@ -441,5 +472,8 @@ def write_counterexamples(report: CheckReport, out: str, error_codes: str = "har
         owner.file = str(path)
 
 
+register_engine("exhaustive", _run_exhaustive)
+AVAILABLE_ENGINES = available_engines()  # at import time; use available_engines() after registering more
+
 __all__ = ["check", "CheckReport", "PropertyResult", "Counterexample", "ENGINES", "AVAILABLE_ENGINES",
-           "save_counterexample"]
+           "available_engines", "register_engine", "save_counterexample"]
