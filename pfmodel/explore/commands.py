@@ -59,10 +59,11 @@ def _progress_bar(enabled: bool):
                    "rest on the hardware's rules, like PF_USER only at CPL 3, are then violated).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes (default: CPUs, max 4).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--list", "list_props", is_flag=True, help="List the properties (name, expected verdict, statement).")
 @click.pass_context
 def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: tuple[Path, ...], no_builtin: bool,
               arches: tuple[str, ...], scopes: tuple[str, ...], out: Path, no_conformance: bool,
-              all_error_codes: bool, workers: int | None, as_json: bool) -> None:
+              all_error_codes: bool, workers: int | None, as_json: bool, list_props: bool) -> None:
     """Check the property library on every path of the model, and the model against the simulator.
 
     Each property gets a verdict (holds / violated) next to its expected verdict; a
@@ -76,6 +77,9 @@ def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: 
     """
     from .check import check
 
+    if list_props:
+        _list_properties(names, folders, not no_builtin, as_json)
+        ctx.exit(0)
     bar = _progress_bar(not as_json)
     task_id = None
 
@@ -99,6 +103,22 @@ def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: 
     else:
         print_report(report)
     ctx.exit(report.exit_code)
+
+
+def _list_properties(names: tuple[str, ...], folders: tuple[Path, ...], builtin: bool, as_json: bool) -> None:
+    from ..properties import load_properties, select
+
+    props = select(load_properties([str(f) for f in folders], builtin=builtin), names)
+    if as_json:
+        click.echo(json.dumps([{"name": p.name, "expected": p.expected, "on": p.on, "statement": p.statement,
+                                "rationale": p.rationale, "source": p.source} for p in props], indent=2))
+        return
+    con = _console()
+    for p in props:
+        where = " (on the simulator)" if p.on == "simulator" else ""
+        con.print(f"[bold]{p.name}[/bold] [dim]expected {p.expected}{where}, {p.source}[/dim]")
+        con.print(f"  {p.statement}")
+        con.print(f"  [dim]{p.rationale}[/dim]")
 
 
 def report_json(report: Any) -> dict[str, Any]:

@@ -81,3 +81,10 @@ def test_a_violated_property_exits_1_and_writes_its_counterexample(tmp_path):
     doc = json.loads(cex.read_text())
     assert doc["arch"] == "i386-pae" and doc["expect"]["outcome"]["kind"] == "fixup"
     assert invoke("run", str(cex)).exit_code == 0
+
+
+def test_check_list_prints_every_property():
+    r = invoke("check", "--list", "--json")
+    assert r.exit_code == 0
+    names = {p["name"] for p in json.loads(r.output)}
+    assert {"mmap_sem_released", "naive_access_error_sigsegv", "handled_makes_progress"} <= names
