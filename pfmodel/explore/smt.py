@@ -16,8 +16,10 @@ Two input spaces (``SymSpace``):
   are free words -- every one of the 2^64 (x86-64) or 2^32 (i386-pae) values, wrap-around
   included -- and every other input ranges over its scope's domain.  Two exclusions, both
   stated in every report: on x86-64 the address is canonical (a non-canonical access
-  raises #GP, never #PF), and it is not inside the helper VMA ``A`` (the model only
-  faults on ``T``; ``A`` is there as ``T``'s vm_prev).
+  raises #GP, never #PF); and the fault never reaches the helper VMA ``A`` (an address
+  inside it, or below it while it is a stack that would grow), because the model's
+  mm-layer inputs describe ``T``: ``A`` is there as ``T``'s vm_prev.  ``addresses="all"`` lifts the
+  second exclusion (conformance then shows where the model's reading of ``A`` ends).
 
 Choice inputs (``T.kind``, ``env.oom`` ...) are read by the actions as Python values: the
 engine forks once per value the solver finds feasible.  Everything the solver is asked
@@ -27,8 +29,11 @@ as "holds".
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import z3
@@ -37,11 +42,18 @@ from ..model.actions import ACTIONS, initial_state
 from ..model.inputs import ARCHES, NeedInput, Space, build_space
 from ..model.ops import EWord
 from ..model.state import EXIT, Machine, State, StepRec
+from ..errors import PfmodelError, PropertyError, UsageError
+from ..model.ops import EBool
 from ..model.z3ops import SWord, Z3Ops
 from ..outcome import Outcome
+from ..sim.constants import VM_GROWSDOWN
+from ..properties import HOLDS, VIOLATED, Property, RunView, load_properties, select
+from .conformance import Disagreement, check_path
 
 MODES = ("full", "scope")
 DEFAULT_TIMEOUT_MS = 10_000
+MAX_SAVED_DISAGREEMENTS = 10
+UNKNOWN_VERDICT = "unknown"
 
 SAT, UNSAT, UNKNOWN = "sat", "unsat", "unknown"
 
@@ -64,9 +76,12 @@ class SymSpace:
     """
 
     def __init__(self, arch: str, scope: str, mode: str = "full", *, error_codes: str = "hardware",
-                 space: Space | None = None) -> None:
+                 space: Space | None = None, addresses: str = "model") -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        if addresses not in ("model", "all"):
+            raise ValueError(f"addresses={addresses!r}: expected 'model' or 'all'")
+        self.addresses = addresses
         self.arch = arch
         self.scope = scope
         self.mode = mode
@@ -189,8 +204,12 @@ class SymSpace:
         if self.arch == "x86_64":
             # Canonical addresses only: a non-canonical access is #GP, never #PF.
             out.append(z3.Or(z3.ULT(a, 1 << 47), z3.UGE(a, 0xFFFF800000000000)))
-        A = self.layout.vma("A")
-        out.append(z3.Or(z3.ULT(a, A.start), z3.UGE(a, A.end)))
+        if self.addresses == "model":
+            # Faults that reach A are not modelled -- inside it, or below it when it is a
+            # stack that would grow: the model's mm-layer inputs (T.kind, pmd, PTE) describe T.
+            A = self.layout.vma("A")
+            grows = self.ops.bool_term(self.ops.test(self.word_term(A.flags), VM_GROWSDOWN))
+            out.append(z3.Or(z3.UGE(a, A.end), z3.And(z3.ULT(a, A.start), z3.Not(grows))))
         return out
 
     def _check_address_dependence(self) -> None:
@@ -578,8 +597,9 @@ class SmtExplorer:
             return
         if r == UNKNOWN:
             self._note_unknown("the input space")
-        s0 = initial_state(m)
-        stack = [_Item(s0, None, {}, set(), [], model0, r == UNKNOWN, {})]
+        self.reads = set()
+        s0 = initial_state(m)      # reads the input words the state starts from
+        stack = [_Item(s0, None, {}, set(self.reads), [], model0, r == UNKNOWN, {})]
         actions = ACTIONS
         index = 0
         self.states = 0
@@ -627,6 +647,122 @@ class SmtExplorer:
             yield SymPath(index, s.steps(), s.outcome, s, pc, dict(choices), frozenset(reads),  # type: ignore[arg-type]
                           model, uncertain)
             index += 1
+
+
+# ---------------------------------------------------------------------------------
+# Properties over symbolic paths
+# ---------------------------------------------------------------------------------
+
+class NeedChoice(Exception):
+    """A predicate read a choice input its path never bound: evaluate it once per value."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class SymView(RunView):
+    """A ``RunView`` over a symbolic path: inputs are z3 terms, ops are ``Z3Ops``.
+
+    Structural facts (outcome, decisions, changes) are the path's own; ``word``/``bool``
+    give the inputs as the model read them.  With ``values`` (a witness's bindings) the
+    inputs read as those constants instead, for predicates judged on a simulator run."""
+
+    def __init__(self, path: SymPath, sym: SymSpace, choices: dict[str, Any] | None = None,
+                 sim: Any = None, values: dict[str, Any] | None = None) -> None:
+        super().__init__(path, sym.space, None, sim)
+        self.o = sym.ops  # type: ignore[assignment]
+        self.sym = sym
+        self.choices = {**path.choices, **(choices or {})}
+        self.reads: set[str] = set()
+        self.values_of = values
+
+    def _concrete(self, name: str) -> Any:
+        from ..model.concretize import Resolver
+
+        r = Resolver(self.space, self.values_of or {})
+        return r(name)
+
+    def word(self, name: str) -> Any:  # type: ignore[override]
+        if self.values_of is not None:
+            decl = self.space.words.get(name)
+            if decl is None:
+                return EWord(self._concrete(name), self.space.inputs[name].width)
+            from ..model.concretize import Resolver
+            return EWord(Resolver(self.space, self.values_of).word(name), decl.width)
+        self.reads.update(self.sym.word_inputs(name))
+        return self.sym.word_term(name)
+
+    def bool(self, name: str) -> Any:  # type: ignore[override]
+        if self.values_of is not None:
+            return bool(self._concrete(name))
+        self.reads.add(name)
+        return self.sym.bool_term(name)
+
+    def choice(self, name: str) -> Any:
+        if self.values_of is not None:
+            return self._concrete(name)
+        self.reads.add(name)
+        if name in self.choices:
+            return self.choices[name]
+        if name in self.sym.const:
+            return self.sym.const[name]
+        raise NeedChoice(name)
+
+
+def _as_bool(value: Any, prop: Property) -> Any:
+    if value is True or value is False or isinstance(value, z3.BoolRef):
+        return value
+    if isinstance(value, EBool):
+        return value.v
+    raise PropertyError(f"property {prop.name}: a predicate returned {value!r}; it must return a bool "
+                        "or an ops Bool", where=prop.source)
+
+
+@dataclass
+class _Case:
+    """One evaluation of a property on a path (per value of the choices it read)."""
+
+    choices: dict[str, Any]
+    when: Any
+    holds: Any
+    reads: set[str]
+
+
+def evaluate_symbolic(prop: Property, path: SymPath, sym: SymSpace) -> list[_Case]:
+    """The premise and predicate of ``prop`` on ``path`` as formulas, once per value of
+    every choice input the predicate reads and the path left open."""
+    out: list[_Case] = []
+    todo: list[dict[str, Any]] = [{}]
+    while todo:
+        extra = todo.pop()
+        view = SymView(path, sym, extra)
+        try:
+            w = True if prop.when is None else _as_bool(prop.when(view), prop)
+            if w is False:
+                continue
+            h = _as_bool(prop.predicate(view), prop)
+        except NeedChoice as e:
+            todo.extend({**extra, e.name: v} for v in reversed(sym.values[e.name]))
+            continue
+        except (PropertyError, _Fork):
+            raise
+        except Exception as e:  # a bug in a property file: name it, with the path
+            raise PropertyError(f"property {prop.name} raised {type(e).__name__}: {e}", where=prop.source,
+                                why=f"on {sym.arch}/{sym.scope} (smt) path {path.index}",
+                                todo="fix the predicate") from e
+        out.append(_Case(extra, w, h, view.reads))
+    return out
+
+
+def violation_formula(sym: SymSpace, case: _Case) -> Any:
+    """Premise and not predicate, under the case's choice values (True/False when constant)."""
+    o = sym.ops
+    f = o.and_(case.when, o.not_(case.holds))
+    if f is False:
+        return False
+    conds = [sym.is_value(n, v) for n, v in sorted(case.choices.items())]
+    return o.and_(f, *conds) if conds else f
 
 
 # ---------------------------------------------------------------------------------
@@ -730,6 +866,852 @@ def compare_paths(arch: str, scope: str, *, error_codes: str = "hardware",
     return cmp, paths, sym
 
 
+# ---------------------------------------------------------------------------------
+# Witnesses: a z3 model becomes a scenario, replayed on the simulator
+# ---------------------------------------------------------------------------------
+
+def witness_model(sym: SymSpace, formulas: list[Any], *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
+                  minimize: Any = None, maximize: Any = None) -> tuple[str, z3.ModelRef | None]:
+    """A model of ``formulas`` (within the space's domains) as ordinary as z3 can make it:
+    soft constraints put every input at its default where the formulas allow (and an
+    objective, if given, comes first)."""
+    opt = z3.Optimize()
+    opt.set("timeout", int(timeout_ms))
+    opt.add(*sym.constraints)
+    opt.add(*[sym.ops.bool_term(f) for f in formulas])
+    if minimize is not None:
+        opt.minimize(minimize)
+    if maximize is not None:
+        opt.maximize(maximize)
+    for c in sym.prefer_defaults():
+        opt.add_soft(c)
+    r = opt.check()
+    if r == z3.sat:
+        return SAT, opt.model()
+    if r == z3.unsat:
+        return UNSAT, None
+    # Optimize may give up on the soft constraints: fall back to any model.
+    plain = z3.SimpleSolver()
+    plain.set("timeout", int(timeout_ms))
+    plain.add(*sym.constraints)
+    plain.add(*[sym.ops.bool_term(f) for f in formulas])
+    r = plain.check()
+    if r == z3.sat and minimize is None and maximize is None:
+        return SAT, plain.model()
+    return (UNSAT, None) if r == z3.unsat else (UNKNOWN, None)
+
+
+def replay(sym: SymSpace, path: SymPath, bindings: dict[str, Any]) -> tuple[Any, Disagreement | None]:
+    """Run the witness ``bindings`` of ``path`` on the simulator; a Disagreement if the
+    simulator's first fault does not take the path's decisions to its outcome."""
+    path.bindings = dict(bindings)
+    return check_path(sym.space, sym.scope, path)
+
+
+def hardware_error_code(sym: SymSpace, bindings: dict[str, Any]) -> bool:
+    """Could the CPU push this error code for this access (KF 3.8)?"""
+    if sym.error_codes == "hardware":
+        return True
+    hw = build_space(sym.arch, sym.scope, error_codes="hardware")
+    values: dict[str, Any] = {}
+    for name in ("user_mode", "ec.P", "ec.W", "ec.U", "ec.RSVD", "ec.I"):
+        if name not in bindings:
+            return True
+        values[name] = bindings[name]
+        try:
+            if values[name] not in hw.domain(name, values.__getitem__):
+                return False
+        except KeyError:
+            return True
+    return True
+
+
+# ---------------------------------------------------------------------------------
+# pfmodel check --engine smt
+# ---------------------------------------------------------------------------------
+
+SIM_REASON = ("needs the simulator's run: judged on one witness scenario per feasible path, "
+              "which z3 cannot generalise to every input")
+
+
+@dataclass
+class SmtPropertyResult:
+    prop: Property
+    applicable: int = 0        # paths on which the premise can hold
+    checked: int = 0
+    violations: int = 0        # paths with a satisfiable violation
+    unknown: int = 0           # paths whose query ended in unknown / timeout
+    witnesses: int = 0         # simulator properties: witness scenarios judged
+    seconds: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+    counterexample: Any = None          # check.Counterexample
+    replay: str = ""                    # "" (agrees) or the conformance disagreement
+    hardware: bool = True               # the counterexample's error code is one the CPU produces
+
+    @property
+    def verdict(self) -> str:
+        if self.violations:
+            return VIOLATED
+        if self.unknown or self.prop.needs_simulator:
+            return UNKNOWN_VERDICT
+        return HOLDS
+
+    @property
+    def reason(self) -> str:
+        if self.verdict != UNKNOWN_VERDICT:
+            return ""
+        if self.prop.needs_simulator and not self.unknown:
+            return f"{SIM_REASON} ({self.witnesses} witnesses, no violation)"
+        first = self.reasons[0] if self.reasons else "unknown"
+        return f"z3 answered unknown on {self.unknown} path(s): {first}"
+
+    @property
+    def as_expected(self) -> bool:
+        return self.verdict == self.prop.expected
+
+    @property
+    def vacuous(self) -> bool:
+        return self.checked > 0 and self.applicable == 0
+
+
+@dataclass
+class SmtScopeStats:
+    arch: str
+    scope: str
+    paths: int = 0
+    signatures: int = 0
+    states: int = 0
+    forks: int = 0
+    queries: int = 0
+    solver_seconds: float = 0.0
+    seconds: float = 0.0
+    uncertain: int = 0
+    unknown_reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SmtCheckReport:
+    arches: tuple[str, ...]
+    scopes: tuple[str, ...]
+    results: list[SmtPropertyResult]
+    conformance: bool
+    timeout_ms: int
+    error_codes: str
+    engine: str = "smt"
+    stats: list[SmtScopeStats] = field(default_factory=list)
+    sim_runs: int = 0
+    conformance_checked: int = 0
+    disagreements: list[Disagreement] = field(default_factory=list)
+    disagreement_count: int = 0
+    seconds: float = 0.0
+    out: str = ""
+
+    @property
+    def paths(self) -> int:
+        return sum(s.paths for s in self.stats)
+
+    @property
+    def inconclusive(self) -> bool:
+        return any(r.verdict == UNKNOWN_VERDICT for r in self.results) or any(s.uncertain for s in self.stats)
+
+    @property
+    def ok(self) -> bool:
+        return (self.disagreement_count == 0
+                and all(r.as_expected or r.verdict == UNKNOWN_VERDICT for r in self.results))
+
+    @property
+    def exit_code(self) -> int:
+        if not self.ok:
+            return 1
+        return 3 if self.inconclusive else 0
+
+
+@dataclass
+class _SmtTask:
+    arch: str
+    scope: str
+    folders: tuple[str, ...]
+    builtin: bool
+    names: tuple[str, ...]
+    conformance: bool
+    timeout_ms: int
+    error_codes: str
+
+
+@dataclass
+class _SmtChunk:
+    stats: SmtScopeStats
+    results: dict[str, SmtPropertyResult]
+    sim_runs: int = 0
+    conformance_checked: int = 0
+    disagreements: list[Disagreement] = field(default_factory=list)
+    disagreement_count: int = 0
+
+
+def _path_rank(path: SymPath) -> tuple[int, int]:
+    return (len(path.steps), path.index)
+
+
+def run_smt_chunk(task: _SmtTask, props: list[Property] | None = None) -> _SmtChunk:
+    """Every property on every feasible path of one (architecture, scope), full space."""
+    from .check import Counterexample, unusual
+
+    if props is None:
+        props = select(load_properties(task.folders, builtin=task.builtin), task.names)
+    t_start = time.perf_counter()
+    sym = SymSpace(task.arch, task.scope, "full", error_codes=task.error_codes)
+    ex = SmtExplorer(sym, timeout_ms=task.timeout_ms)
+    st = SmtScopeStats(task.arch, task.scope)
+    results = {p.name: SmtPropertyResult(p) for p in props}
+    chunk = _SmtChunk(st, results)
+    best: dict[str, tuple[tuple, SymPath, Any, set[str]]] = {}
+    sim_best: dict[str, tuple[tuple, SymPath, dict[str, Any], Any]] = {}
+    sigs: set = set()
+
+    def add_disagreement(d: Disagreement) -> None:
+        chunk.disagreement_count += 1
+        if len(chunk.disagreements) < MAX_SAVED_DISAGREEMENTS:
+            chunk.disagreements.append(d)
+
+    for path in ex.paths():
+        st.paths += 1
+        sigs.add(path.signature)
+        if path.uncertain:
+            st.uncertain += 1
+        run = None
+        witness: dict[str, Any] | None = None
+        if task.conformance and path.model is not None:
+            witness = sym.bindings(path.model, path.reads)
+            run, dis = replay(sym, path, witness)
+            chunk.sim_runs += 1
+            chunk.conformance_checked += 1
+            if dis is not None:
+                add_disagreement(dis)
+        for p in props:
+            res = results[p.name]
+            t0 = time.perf_counter()
+            res.checked += 1
+            cases = evaluate_symbolic(p, path, sym)
+            if cases:
+                res.applicable += 1
+            if p.needs_simulator:
+                _simulator_property(sym, ex, p, res, path, cases, witness, run, sim_best, chunk)
+                res.seconds += time.perf_counter() - t0
+                continue
+            for case in cases:
+                f = violation_formula(sym, case)
+                if f is False:
+                    continue
+                if f is True and path.model is not None:
+                    r = SAT
+                else:
+                    r, _ = ex.solver.check(path.pc, sym.ops.bool_term(f))
+                if r == SAT:
+                    res.violations += 1
+                    rank = _path_rank(path)
+                    if p.name not in best or rank < best[p.name][0]:
+                        best[p.name] = (rank, path, f, case.reads)
+                    break
+                if r == UNKNOWN:
+                    res.unknown += 1
+                    if len(res.reasons) < 3:
+                        res.reasons.append(f"{task.arch}/{task.scope} path {path.index}: {ex.solver.reason()}")
+            res.seconds += time.perf_counter() - t0
+    st.signatures = len(sigs)
+    st.states = ex.states
+    st.forks = ex.forks
+    st.queries = ex.solver.queries
+    st.solver_seconds = ex.solver.seconds
+    st.unknown_reasons = ex.unknown_reasons[:3]
+
+    # The best violating path of each property: an ordinary witness, replayed.
+    for name, (_, path, f, reads) in sorted(best.items()):
+        res = results[name]
+        r, model = witness_model(sym, [path.formula(), f], timeout_ms=task.timeout_ms)
+        if model is None:
+            res.violations -= 1   # cannot happen for a satisfiable query, unless z3 gives up
+            res.unknown += 1
+            res.reasons.append(f"no witness model for {task.arch}/{task.scope} path {path.index}: {r}")
+            continue
+        bindings = sym.bindings(model, set(path.reads) | set(reads))
+        _finish_counterexample(sym, res, path, bindings, chunk, add_disagreement, Counterexample, unusual)
+    for name, (_, path, bindings, run) in sorted(sim_best.items()):
+        _finish_counterexample(sym, results[name], path, bindings, chunk, add_disagreement,
+                               Counterexample, unusual)
+    st.seconds = time.perf_counter() - t_start
+    return chunk
+
+
+def _finish_counterexample(sym: SymSpace, res: SmtPropertyResult, path: SymPath, bindings: dict[str, Any],
+                           chunk: _SmtChunk, add_disagreement: Callable[[Disagreement], None],
+                           counterexample_cls: Any, unusual: Callable[..., int]) -> None:
+    run, dis = replay(sym, path, bindings)
+    chunk.sim_runs += 1
+    if dis is not None:
+        add_disagreement(dis)
+    res.counterexample = counterexample_cls(sym.arch, sym.scope, path.index, bindings, path.keys(),
+                                            str(path.outcome), path.final.call, unusual(sym.space, bindings))
+    res.replay = "" if dis is None else dis.describe()
+    res.hardware = hardware_error_code(sym, bindings)
+
+
+def _simulator_property(sym: SymSpace, ex: SmtExplorer, p: Property, res: SmtPropertyResult, path: SymPath,
+                        cases: list[_Case], witness: dict[str, Any] | None, run: Any,
+                        sim_best: dict, chunk: _SmtChunk) -> None:
+    """A property judged on the simulator's run: one witness of the premise per path."""
+    for case in cases:
+        prem = case.when
+        conds = [sym.is_value(n, v) for n, v in sorted(case.choices.items())]
+        if prem is True and not conds and witness is not None:
+            bindings, r_run = witness, run
+        else:
+            f = sym.ops.and_(prem, *conds) if conds else prem
+            r, model = ex.solver.check(path.pc, sym.ops.bool_term(f))
+            if r == UNSAT:
+                continue
+            if r == UNKNOWN or model is None:
+                res.unknown += 1
+                continue
+            bindings = sym.bindings(model, set(path.reads) | set(case.reads))
+            r_run = None
+        if r_run is None:
+            r_run, dis = replay(sym, path, bindings)
+            chunk.sim_runs += 1
+            if dis is not None:
+                continue       # conformance reports it; the property is about the model's path
+        view = SymView(path, sym, case.choices, sim=r_run, values=bindings)
+        res.witnesses += 1
+        try:
+            holds = _as_bool(p.predicate(view), p)
+        except PropertyError:
+            raise
+        except Exception as e:
+            raise PropertyError(f"property {p.name} raised {type(e).__name__}: {e}", where=p.source,
+                                why=f"on {sym.arch}/{sym.scope} (smt) path {path.index}",
+                                todo="fix the predicate") from e
+        if holds is False:
+            res.violations += 1
+            rank = _path_rank(path)
+            if p.name not in sim_best or rank < sim_best[p.name][0]:
+                sim_best[p.name] = (rank, path, dict(bindings), r_run)
+        return
+
+
+def _run_smt_task(task: _SmtTask) -> _SmtChunk:
+    chunk = run_smt_chunk(task)
+    for r in chunk.results.values():
+        r.prop = None  # type: ignore[assignment]  # property files' functions do not pickle
+    return chunk
+
+
+# Rough relative cost of each scope, to start the longest first when running in parallel.
+_COST = {"mm": 0, "handler": 1, "stack": 2, "hooks": 3, "thp": 4, "alloc": 5, "seed": 6}
+
+
+def check_smt(*, names: Iterable[str] = (), folders: Iterable[str] = (), builtin: bool = True,
+              arches: Iterable[str] = ARCHES, scopes: Iterable[str] | None = None,
+              conformance: bool = False, workers: int | None = None, out: str | None = None,
+              error_codes: str = "hardware", timeout_ms: int = DEFAULT_TIMEOUT_MS,
+              progress: Callable[[int, int, str], None] | None = None) -> SmtCheckReport:
+    """Prove or refute every property over the full space of each (architecture, scope).
+
+    ``conformance`` also replays one witness of every feasible path on the simulator
+    (counterexamples are always replayed)."""
+    from ..model.inputs import DEFAULT_SCOPES, SCOPES
+
+    arches = tuple(arches)
+    scopes = tuple(scopes) if scopes else DEFAULT_SCOPES
+    for a in arches:
+        if a not in ARCHES:
+            raise UsageError(f"unknown architecture {a!r}", todo="use one of: " + ", ".join(ARCHES))
+    for sc in scopes:
+        if sc not in SCOPES:
+            raise UsageError(f"unknown scope {sc!r}", todo="use one of: " + ", ".join(SCOPES))
+    if timeout_ms <= 0:
+        raise UsageError(f"--smt-timeout {timeout_ms}: the time limit must be positive (milliseconds)")
+    folders = tuple(str(f) for f in folders)
+    names = tuple(names)
+    props = select(load_properties(folders, builtin=builtin), names)
+    if not props:
+        raise UsageError("no properties to check", todo="give --properties DIR or drop --no-builtin")
+    if out:
+        _check_out_folder(Path(out))
+    tasks = [_SmtTask(a, sc, folders, builtin, tuple(p.name for p in props), conformance, timeout_ms, error_codes)
+             for a in arches for sc in scopes]
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4)
+    workers = max(1, min(workers, len(tasks)))
+    t0 = time.perf_counter()
+    chunks: list[_SmtChunk] = []
+    if workers == 1:
+        for i, t in enumerate(tasks):
+            chunks.append(run_smt_chunk(t, props))
+            if progress:
+                progress(i + 1, len(tasks), f"{t.arch}/{t.scope}")
+    else:
+        order = sorted(tasks, key=lambda t: (_COST.get(t.scope, 9), ARCHES.index(t.arch)))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_run_smt_task, t) for t in order]
+            for i, fut in enumerate(as_completed(futures)):
+                c = fut.result()
+                chunks.append(c)
+                if progress:
+                    progress(i + 1, len(tasks), f"{c.stats.arch}/{c.stats.scope}")
+    report = _merge_smt(props, chunks, arches, scopes, conformance, timeout_ms, error_codes)
+    report.seconds = time.perf_counter() - t0
+    if out:
+        write_smt_counterexamples(report, out)
+    return report
+
+
+def _check_out_folder(folder: Path) -> None:
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise UsageError("cannot write counterexamples there", where=str(folder),
+                         todo="give a writable folder with --out")
+
+
+def _merge_smt(props: list[Property], chunks: list[_SmtChunk], arches: tuple[str, ...], scopes: tuple[str, ...],
+               conformance: bool, timeout_ms: int, error_codes: str) -> SmtCheckReport:
+    results = {p.name: SmtPropertyResult(p) for p in props}
+    report = SmtCheckReport(arches, scopes, [results[p.name] for p in props], conformance, timeout_ms, error_codes)
+    chunks = sorted(chunks, key=lambda c: (ARCHES.index(c.stats.arch), scopes.index(c.stats.scope)))
+    for c in chunks:
+        report.stats.append(c.stats)
+        report.sim_runs += c.sim_runs
+        report.conformance_checked += c.conformance_checked
+        report.disagreement_count += c.disagreement_count
+        report.disagreements.extend(c.disagreements)
+        for name, cr in c.results.items():
+            r = results[name]
+            r.applicable += cr.applicable
+            r.checked += cr.checked
+            r.violations += cr.violations
+            r.unknown += cr.unknown
+            r.witnesses += cr.witnesses
+            r.seconds += cr.seconds
+            r.reasons.extend(cr.reasons)
+            cx = cr.counterexample
+            if cx is not None and (r.counterexample is None or cx.rank < r.counterexample.rank):
+                r.counterexample, r.replay, r.hardware = cx, cr.replay, cr.hardware
+    report.disagreements = report.disagreements[:MAX_SAVED_DISAGREEMENTS]
+    return report
+
+
+def save_witness(arch: str, scope: str, bindings: dict[str, Any], keys: list[tuple[str, str]], outcome: str,
+                 calls: int, path: Path, *, name: str, description: str, error_codes: str = "hardware") -> None:
+    """Concretize a witness into a scenario file whose expectation is the model's path
+    (and the simulator's whole run when it agrees), so ``pfmodel run FILE`` replays it."""
+    from ..scenario import save_scenario, scenario_from_spec
+    from ..model.concretize import concretize
+    from ..sim.run import run as sim_run
+
+    space = build_space(arch, scope, error_codes=error_codes)
+    spec = concretize(space, bindings, calls=calls)
+    expect: dict[str, Any] = {"trace_contains": []}
+    for label, value in keys:
+        text = f"{label} → {value}"
+        if text not in expect["trace_contains"]:
+            expect["trace_contains"].append(text)
+    try:
+        run = sim_run(spec)
+    except PfmodelError:
+        run = None
+    first = run.faults[0] if run is not None and run.faults else None
+    if first is not None and str(first.outcome) == outcome and first.trace.keys() == list(keys):
+        expect["outcome"] = run.outcome.to_json()
+        expect["faults"] = len(run.faults)
+    else:
+        expect["outcome"] = _outcome_json(outcome)
+    scn = scenario_from_spec(spec, name, description=description, expect=expect)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_scenario(scn, path)
+
+
+def _outcome_json(text: str) -> dict[str, Any]:
+    """Outcome.__str__ back to its JSON form ("sigsegv(si_code=SEGV_ACCERR)")."""
+    if "(" not in text:
+        return {"kind": text}
+    kind, rest = text.split("(", 1)
+    out: dict[str, Any] = {"kind": kind}
+    for part in rest.rstrip(")").split(", "):
+        k, v = part.split("=", 1)
+        out[k] = {"True": True, "False": False}.get(v, v)
+    return out
+
+
+def write_smt_counterexamples(report: SmtCheckReport, out: str) -> None:
+    folder = Path(out)
+    report.out = str(folder)
+    for r in report.results:
+        cx = r.counterexample
+        if cx is None:
+            continue
+        verdict = "expected: violated" if r.prop.expected == VIOLATED else "UNEXPECTED violation"
+        file = folder / f"{r.prop.name}.smt.json"
+        note = "" if r.hardware else " (an error code the hardware never produces for this access)"
+        save_witness(cx.arch, cx.scope, cx.bindings, cx.keys, cx.outcome, cx.calls, file,
+                     name=f"{r.prop.name} ({cx.arch}, smt, {verdict})",
+                     description=f"Violates: {r.prop.statement}{note}", error_codes=report.error_codes)
+        cx.file = str(file)
+    for d in report.disagreements:
+        if d.error:
+            continue
+        file = folder / f"conformance-smt-{d.arch}-{d.scope}-{d.index}.json"
+        calls = sum(1 for key in d.model_keys if key[0] == "handle_mm_fault") or 1
+        save_witness(d.arch, d.scope, d.bindings, d.model_keys, d.model_outcome, calls, file,
+                     name=f"conformance {d.arch}/{d.scope} smt path {d.index}", description=d.describe(),
+                     error_codes=report.error_codes)
+        d.file = str(file)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------
+# pfmodel check --engine all: both engines, and every disagreement between them
+# ---------------------------------------------------------------------------------
+
+@dataclass
+class CrossCheck:
+    """The SMT engine's paths over a scope's own domains against the exhaustive engine's."""
+
+    comparison: PathSetComparison
+    partition: PartitionProof
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.comparison.equal and self.partition.proved
+
+    @property
+    def inconclusive(self) -> bool:
+        return UNKNOWN in (self.partition.disjoint, self.partition.cover) or bool(self.comparison.uncertain)
+
+    def describe(self) -> str:
+        c, p = self.comparison, self.partition
+        head = f"{c.arch}/{c.scope}: "
+        if c.equal:
+            text = f"same {c.signatures} path signatures ({c.smt_paths} smt paths, {c.exhaustive_paths} exhaustive)"
+        else:
+            text = (f"path sets DIFFER: {len(c.only_smt)} only in smt, {len(c.only_exhaustive)} only in "
+                    f"exhaustive" + (f", {c.uncertain} smt paths uncertain" if c.uncertain else ""))
+        if p.proved:
+            text += "; path conditions proved a partition"
+        else:
+            text += f"; partition NOT proved (two hold at once: {p.disjoint}, none holds: {p.cover})"
+        return head + text
+
+
+def cross_check(arch: str, scope: str, *, error_codes: str = "hardware",
+                timeout_ms: int = DEFAULT_TIMEOUT_MS, pairwise: bool = False) -> CrossCheck:
+    t0 = time.perf_counter()
+    cmp, paths, sym = compare_paths(arch, scope, error_codes=error_codes, timeout_ms=timeout_ms)
+    proof = prove_partition(sym, paths, timeout_ms=timeout_ms, pairwise=pairwise)
+    return CrossCheck(cmp, proof, time.perf_counter() - t0)
+
+
+def _cross_task(args: tuple[str, str, str, int]) -> CrossCheck:
+    arch, scope, error_codes, timeout_ms = args
+    return cross_check(arch, scope, error_codes=error_codes, timeout_ms=timeout_ms)
+
+
+@dataclass
+class VerdictDisagreement:
+    name: str
+    exhaustive: str
+    smt: str
+
+    def describe(self) -> str:
+        return f"{self.name}: exhaustive says {self.exhaustive}, smt says {self.smt}"
+
+
+@dataclass
+class AllReport:
+    exhaustive: Any                      # check.CheckReport
+    smt: SmtCheckReport
+    cross: list[CrossCheck]
+    verdicts: list[VerdictDisagreement]
+    seconds: float = 0.0
+
+    @property
+    def disagreements(self) -> int:
+        return len(self.verdicts) + sum(1 for c in self.cross if not c.ok and not c.inconclusive)
+
+    @property
+    def exit_code(self) -> int:
+        if self.disagreements or not self.exhaustive.ok or not self.smt.ok:
+            return 1
+        if self.smt.inconclusive or any(c.inconclusive for c in self.cross):
+            return 3
+        return 0
+
+
+def check_all(*, names: Iterable[str] = (), folders: Iterable[str] = (), builtin: bool = True,
+              arches: Iterable[str] = ARCHES, scopes: Iterable[str] | None = None, conformance: bool = True,
+              workers: int | None = None, out: str | None = None, error_codes: str = "hardware",
+              timeout_ms: int = DEFAULT_TIMEOUT_MS,
+              progress: Callable[[int, int, str], None] | None = None) -> AllReport:
+    """Both engines on the same properties, then the cross-checks: equal verdicts where both
+    are definitive, equal path sets and a proved partition on every (arch, scope)."""
+    from ..model.inputs import DEFAULT_SCOPES
+    from .check import check
+
+    t0 = time.perf_counter()
+    arches = tuple(arches)
+    scopes = tuple(scopes) if scopes else DEFAULT_SCOPES
+    ex = check(names=names, folders=folders, builtin=builtin, arches=arches, scopes=scopes, engine="exhaustive",
+               conformance=conformance, workers=workers, out=out, error_codes=error_codes, progress=progress)
+    sm = check_smt(names=names, folders=folders, builtin=builtin, arches=arches, scopes=scopes,
+                   conformance=False, workers=workers, out=out, error_codes=error_codes, timeout_ms=timeout_ms,
+                   progress=progress)
+    jobs = [(a, sc, error_codes, timeout_ms) for a in arches for sc in scopes]
+    n = max(1, min(workers or min(os.cpu_count() or 1, 4), len(jobs)))
+    if n == 1:
+        cross = [_cross_task(j) for j in jobs]
+    else:
+        order = sorted(jobs, key=lambda j: (_COST.get(j[1], 9), ARCHES.index(j[0])))
+        with ProcessPoolExecutor(max_workers=n) as pool:
+            done = dict(zip(order, pool.map(_cross_task, order)))
+        cross = [done[j] for j in jobs]
+    by_name = {r.prop.name: r for r in ex.results}
+    verdicts = []
+    for r in sm.results:
+        e = by_name.get(r.prop.name)
+        if e is None or r.verdict == UNKNOWN_VERDICT:
+            continue
+        if e.verdict != r.verdict:
+            verdicts.append(VerdictDisagreement(r.prop.name, e.verdict, r.verdict))
+    return AllReport(ex, sm, cross, verdicts, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------
+# Reports for the command line
+# ---------------------------------------------------------------------------------
+
+EXCLUSIONS = ("address and sp range over every {width}-bit value{canonical}, except faults that reach the "
+              "helper VMA A (inside it, or below it while it is a stack); every other input over its scope's domain")
+
+
+def exclusions(arch: str) -> str:
+    width = 64 if arch == "x86_64" else 32
+    canonical = " (canonical addresses only: a non-canonical access is #GP)" if arch == "x86_64" else ""
+    return EXCLUSIONS.format(width=width, canonical=canonical)
+
+
+def smt_report_json(report: SmtCheckReport) -> dict[str, Any]:
+    from .. import KERNEL_VERSION, __version__
+
+    props = []
+    for r in report.results:
+        c = r.counterexample
+        props.append({
+            "name": r.prop.name, "expected": r.prop.expected, "verdict": r.verdict, "reason": r.reason,
+            "as_expected": r.as_expected, "statement": r.prop.statement, "on": r.prop.on,
+            "paths_checked": r.checked, "paths_applicable": r.applicable, "violating_paths": r.violations,
+            "unknown_paths": r.unknown, "witnesses": r.witnesses, "vacuous": r.vacuous,
+            "seconds": round(r.seconds, 4),
+            "counterexample": None if c is None else {
+                "file": c.file, "replay": c.replay, "arch": c.arch, "scope": c.scope, "path": c.index,
+                "outcome": c.outcome, "trace": [f"{label} → {value}" for label, value in c.keys],
+                "simulator": "agrees" if not r.replay else r.replay,
+                "hardware_error_code": r.hardware},
+        })
+    return {
+        "pfmodel": __version__, "kernel": KERNEL_VERSION, "engine": "smt",
+        "arches": list(report.arches), "scopes": list(report.scopes),
+        "space": {a: exclusions(a) for a in report.arches},
+        "smt_timeout_ms": report.timeout_ms, "error_codes": report.error_codes,
+        "ok": report.ok, "inconclusive": report.inconclusive, "exit_status": report.exit_code,
+        "seconds": round(report.seconds, 3), "paths": report.paths, "simulator_runs": report.sim_runs,
+        "explored": [{"arch": s.arch, "scope": s.scope, "paths": s.paths, "signatures": s.signatures,
+                      "states": s.states, "forks": s.forks, "solver_queries": s.queries,
+                      "solver_seconds": round(s.solver_seconds, 3), "seconds": round(s.seconds, 3),
+                      "uncertain_paths": s.uncertain} for s in report.stats],
+        "properties": props,
+        "conformance": {
+            "paths_checked": report.conformance_checked, "violations": report.disagreement_count,
+            "examples": [{"arch": d.arch, "scope": d.scope, "path": d.index, "message": d.describe(),
+                          "file": getattr(d, "file", ""),
+                          "replay": f"pfmodel run {d.file}" if getattr(d, "file", "") else ""}
+                         for d in report.disagreements],
+        },
+    }
+
+
+def print_smt_report(report: SmtCheckReport, con: Any = None) -> None:
+    from rich.table import Table
+
+    if con is None:
+        from .commands import _console
+        con = _console()
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("property", overflow="fold")
+    table.add_column("expected", no_wrap=True)
+    table.add_column("smt verdict", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("paths (applies/checked)", justify="right", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    for r in report.results:
+        if r.verdict == UNKNOWN_VERDICT:
+            mark = "[yellow]inconclusive[/yellow]"
+        elif r.as_expected:
+            mark = "[green]ok[/green]"
+        else:
+            mark = "[red bold]UNEXPECTED[/red bold]"
+        if r.vacuous:
+            mark += " [yellow](vacuous)[/yellow]"
+        table.add_row(r.prop.name, r.prop.expected, r.verdict, mark, f"{r.applicable}/{r.checked}",
+                      f"{r.seconds:.2f}s")
+    con.print(table)
+    for arch in report.arches:
+        stats = [s for s in report.stats if s.arch == arch]
+        scopes = ", ".join(f"{s.scope} {s.paths}" for s in stats)
+        con.print(f"[dim]{arch}: {sum(s.paths for s in stats)} feasible paths ({scopes}), "
+                  f"{sum(s.queries for s in stats)} solver queries; {exclusions(arch)}[/dim]")
+    con.print(f"[dim]smt: {report.paths} paths, time limit {report.timeout_ms} ms per query, "
+              f"{report.sim_runs} simulator runs, {report.seconds:.1f}s[/dim]")
+    for r in report.results:
+        if r.verdict == UNKNOWN_VERDICT:
+            con.print(f"[yellow]{r.prop.name}: unknown: {r.reason}[/yellow]")
+    for s in report.stats:
+        if s.uncertain:
+            con.print(f"[yellow]{s.arch}/{s.scope}: {s.uncertain} paths rest on a solver 'unknown' "
+                      f"({'; '.join(s.unknown_reasons)})[/yellow]")
+    if report.conformance:
+        if report.disagreement_count == 0:
+            con.print(f"conformance: the simulator agrees with the model on one witness of each of "
+                      f"{report.conformance_checked} paths")
+    if report.disagreement_count:
+        con.print(f"[red bold]conformance violated on {report.disagreement_count} smt witness(es)[/red bold]")
+        for d in report.disagreements:
+            con.print(f"  {d.arch}/{d.scope} smt path {d.index}: {d.describe()}")
+            if getattr(d, "file", ""):
+                con.print(f"    pfmodel run {d.file}")
+    for r in report.results:
+        c = r.counterexample
+        if c is None:
+            continue
+        style, end = ("", "") if r.as_expected else ("[red bold]", "[/red bold]")
+        replay = "the simulator agrees" if not r.replay else f"[red]the simulator disagrees: {r.replay}[/red]"
+        hw = "" if r.hardware else " [yellow](error code the hardware never produces)[/yellow]"
+        con.print(f"{style}{r.prop.name} is violated ({'expected' if r.as_expected else 'NOT expected'}): "
+                  f"{c.arch}/{c.scope}, ends {c.outcome}{end}; {replay}{hw}")
+        if c.file:
+            con.print(f"    pfmodel run {c.file}")
+    vacuous = [r.prop.name for r in report.results if r.vacuous]
+    if vacuous:
+        con.print(f"[yellow]vacuous (no path meets the premise): {', '.join(vacuous)}[/yellow]")
+    if not report.ok:
+        con.print("[red bold]some verdicts NOT as expected[/red bold]")
+    elif report.inconclusive:
+        con.print("[yellow]no verdict contradicts its expectation, but some are inconclusive[/yellow]")
+    else:
+        con.print("[green]every verdict as expected[/green]")
+
+
+def all_report_json(report: AllReport) -> dict[str, Any]:
+    from .commands import report_json
+
+    return {
+        "engine": "all", "exit_status": report.exit_code, "seconds": round(report.seconds, 3),
+        "exhaustive": report_json(report.exhaustive), "smt": smt_report_json(report.smt),
+        "cross_check": [{"arch": c.comparison.arch, "scope": c.comparison.scope, "equal": c.comparison.equal,
+                         "signatures": c.comparison.signatures, "smt_paths": c.comparison.smt_paths,
+                         "exhaustive_paths": c.comparison.exhaustive_paths,
+                         "only_smt": [_sig_json(x) for x in c.comparison.only_smt[:10]],
+                         "only_exhaustive": [_sig_json(x) for x in c.comparison.only_exhaustive[:10]],
+                         "partition": {"disjoint": c.partition.disjoint, "cover": c.partition.cover,
+                                       "proved": c.partition.proved},
+                         "seconds": round(c.seconds, 3)} for c in report.cross],
+        "verdict_disagreements": [{"property": v.name, "exhaustive": v.exhaustive, "smt": v.smt}
+                                  for v in report.verdicts],
+        "disagreements": report.disagreements,
+    }
+
+
+def _sig_json(sig: tuple) -> dict[str, Any]:
+    keys, outcome = sig
+    return {"trace": [f"{label} → {value}" for label, value in keys], "outcome": outcome}
+
+
+def print_all_report(report: AllReport) -> None:
+    from .commands import _console, print_report
+
+    con = _console()
+    con.print("[bold]exhaustive engine[/bold]")
+    print_report(report.exhaustive)
+    con.print()
+    con.print("[bold]smt engine[/bold]")
+    print_smt_report(report.smt, con)
+    con.print()
+    con.print("[bold]cross-check[/bold]")
+    for c in report.cross:
+        style = "" if c.ok else ("[yellow]" if c.inconclusive else "[red bold]")
+        end = "" if not style else ("[/yellow]" if c.inconclusive else "[/red bold]")
+        con.print(f"{style}{c.describe()}{end}")
+        for sig in c.comparison.only_smt[:3]:
+            con.print(f"    only smt: {' / '.join(f'{a} → {b}' for a, b in sig[0][-4:])} ... ends {sig[1]}")
+        for sig in c.comparison.only_exhaustive[:3]:
+            con.print(f"    only exhaustive: {' / '.join(f'{a} → {b}' for a, b in sig[0][-4:])} ... ends {sig[1]}")
+    for v in report.verdicts:
+        con.print(f"[red bold]verdicts differ: {v.describe()}[/red bold]")
+    if report.exit_code == 1:
+        con.print(f"[red bold]{report.disagreements} disagreement(s) between the engines, or verdicts NOT as "
+                  "expected[/red bold]" if report.disagreements else
+                  "[red bold]the engines agree, but some verdicts are NOT as expected[/red bold]")
+    elif report.exit_code == 3:
+        con.print("[yellow]the engines agree where both are conclusive; some results are inconclusive[/yellow]")
+    else:
+        con.print("[green]both engines agree on every verdict and every path[/green]")
+
+
+def run_check_command(*, engine: str, names: tuple[str, ...], folders: tuple[str, ...], builtin: bool,
+                      arches: tuple[str, ...], scopes: tuple[str, ...], out: str, conformance: bool,
+                      error_codes: str, workers: int | None, as_json: bool, timeout_ms: int) -> int:
+    """``pfmodel check --engine smt|all``: run, print, return the exit status."""
+    import json
+
+    import click
+
+    from .commands import _progress_bar
+
+    bar = _progress_bar(not as_json)
+    task_id = None
+
+    def progress(done: int, total: int, what: str) -> None:
+        if bar is not None:
+            bar.update(task_id, total=total, completed=done, description=what)
+
+    if bar is not None:
+        bar.start()
+        task_id = bar.add_task("", total=None)
+    try:
+        if engine == "smt":
+            report: Any = check_smt(names=names, folders=folders, builtin=builtin, arches=arches, scopes=scopes,
+                                    conformance=conformance, workers=workers, out=out, error_codes=error_codes,
+                                    timeout_ms=timeout_ms, progress=progress)
+        else:
+            report = check_all(names=names, folders=folders, builtin=builtin, arches=arches, scopes=scopes,
+                               conformance=conformance, workers=workers, out=out, error_codes=error_codes,
+                               timeout_ms=timeout_ms, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if engine == "smt":
+        if as_json:
+            click.echo(json.dumps(smt_report_json(report), indent=2))
+        else:
+            print_smt_report(report)
+    else:
+        if as_json:
+            click.echo(json.dumps(all_report_json(report), indent=2))
+        else:
+            print_all_report(report)
+    return report.exit_code
+
+
 __all__ = ["SymSpace", "SmtExplorer", "SymPath", "PCNode", "IncSolver", "prove_partition",
            "compare_paths", "PathSetComparison", "PartitionProof", "MODES", "DEFAULT_TIMEOUT_MS",
-           "SAT", "UNSAT", "UNKNOWN", "ARCHES"]
+           "SAT", "UNSAT", "UNKNOWN", "ARCHES", "check_smt", "SmtCheckReport", "SmtPropertyResult",
+           "evaluate_symbolic", "violation_formula", "witness_model", "replay", "save_witness", "SymView",
+           "check_all", "AllReport", "cross_check", "CrossCheck", "run_check_command"]
