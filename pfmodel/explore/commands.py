@@ -42,7 +42,8 @@ def _progress_bar(enabled: bool):
 
 @click.command("check")
 @click.option("--engine", default="exhaustive", show_default=True, metavar="ENGINE",
-              help="exhaustive (available); smt, random, all (not available yet).")
+              help="exhaustive; smt (z3: every property proved or refuted over the full input space); "
+                   "all (both engines, any disagreement between them is an error); random (not available yet).")
 @click.option("--property", "names", multiple=True, metavar="NAME", help="Check only this property (repeatable).")
 @click.option("--properties", "folders", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
               help="Also load the *.py property files of DIR (repeatable).")
@@ -58,12 +59,15 @@ def _progress_bar(enabled: bool):
               help="Enumerate every error code, also those the hardware never produces (properties that "
                    "rest on the hardware's rules, like PF_USER only at CPL 3, are then violated).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes (default: CPUs, max 4).")
+@click.option("--smt-timeout", "smt_timeout", type=click.IntRange(1, None), default=10_000, show_default=True,
+              metavar="MS", help="smt/all: time limit of each solver query, in milliseconds (a query that "
+                                 "runs out is UNKNOWN, never 'holds').")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--list", "list_props", is_flag=True, help="List the properties (name, expected verdict, statement).")
 @click.pass_context
 def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: tuple[Path, ...], no_builtin: bool,
               arches: tuple[str, ...], scopes: tuple[str, ...], out: Path, no_conformance: bool,
-              all_error_codes: bool, workers: int | None, as_json: bool, list_props: bool) -> None:
+              all_error_codes: bool, workers: int | None, smt_timeout: int, as_json: bool, list_props: bool) -> None:
     """Check the property library on every path of the model, and the model against the simulator.
 
     Each property gets a verdict (holds / violated) next to its expected verdict; a
@@ -80,6 +84,13 @@ def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: 
     if list_props:
         _list_properties(names, folders, not no_builtin, as_json)
         ctx.exit(0)
+    if engine in ("smt", "all"):  # the SMT engine's own driver and report (pfmodel/explore/smt.py)
+        from .smt import run_check_command
+        ctx.exit(run_check_command(
+            engine=engine, names=names, folders=tuple(str(f) for f in folders), builtin=not no_builtin,
+            arches=arches or ARCHES, scopes=scopes or DEFAULT_SCOPES, out=str(out), conformance=not no_conformance,
+            error_codes="all" if all_error_codes else "hardware", workers=workers, as_json=as_json,
+            timeout_ms=smt_timeout))
     bar = _progress_bar(not as_json)
     task_id = None
 
