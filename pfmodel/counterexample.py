@@ -72,7 +72,16 @@ def trace_lines(run: Run) -> list[list[str]]:
 
 @dataclass
 class Violation:
-    """A property violated at one fault, or the step where model and simulator part."""
+    """A property violated at one fault, or the step where model and simulator part.
+
+    ``model`` ({"arch", "scope", "bindings"}) names the model path the violation was found
+    on; replay re-derives it (under the mutant, for a mutant of the model).  A property
+    violated by a mutated *model* is judged on that path; one violated by the simulator is
+    judged on the simulator's run.  A conformance violation's ``reference`` is ``model``
+    (the model's decisions, re-derived from ``model``) or ``simulator``: for a mutant of
+    the simulator, the minimized witness compares the mutant with the unmutated simulator,
+    which takes the model's decisions on every model path.
+    """
 
     kind: str                                   # "property" or "conformance"
     property_name: str = ""
@@ -83,6 +92,7 @@ class Violation:
     model_trace: list[str] = field(default_factory=list)
     model_outcome: dict[str, Any] | None = None
     model: dict[str, Any] | None = None         # {"arch", "scope", "bindings"}: re-derive the path
+    reference: str = "model"                    # conformance: "model" or "simulator"
 
     @property
     def label(self) -> str:
@@ -90,14 +100,17 @@ class Violation:
 
     def to_json(self) -> dict[str, Any]:
         if self.kind == "property":
-            return {"property": self.property_name, "statement": self.statement,
-                    "expected_verdict": self.expected, "fault": self.fault}
-        out: dict[str, Any] = {"conformance": {"fault": self.fault, "step": self.step,
-                                               "model_trace": list(self.model_trace),
-                                               "model_outcome": self.model_outcome}}
+            out: dict[str, Any] = {"property": self.property_name, "statement": self.statement,
+                                   "expected_verdict": self.expected, "fault": self.fault}
+            if self.model is not None:
+                out["model"] = self.model
+            return out
+        c: dict[str, Any] = {"reference": self.reference, "fault": self.fault, "step": self.step,
+                             "reference_trace": list(self.model_trace),
+                             "reference_outcome": self.model_outcome}
         if self.model is not None:
-            out["conformance"]["model"] = self.model
-        return out
+            c["model"] = self.model
+        return {"conformance": c}
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> "Violation":
@@ -105,12 +118,17 @@ class Violation:
             raise CounterexampleError("'violates' must be an object", where=where)
         if "property" in data:
             return cls("property", property_name=str(data["property"]), statement=str(data.get("statement", "")),
-                       expected=str(data.get("expected_verdict", "")), fault=int(data.get("fault", 1)))
+                       expected=str(data.get("expected_verdict", "")), fault=int(data.get("fault", 1)),
+                       model=data.get("model"))
         if "conformance" in data and isinstance(data["conformance"], dict):
             c = data["conformance"]
+            reference = str(c.get("reference", "model"))
+            if reference not in ("model", "simulator"):
+                raise CounterexampleError(f"conformance reference {reference!r} is not 'model' or 'simulator'",
+                                          where=where)
             return cls("conformance", fault=int(c.get("fault", 1)), step=int(c.get("step", 0)),
-                       model_trace=[str(x) for x in c.get("model_trace", [])],
-                       model_outcome=c.get("model_outcome"), model=c.get("model"))
+                       model_trace=[str(x) for x in c.get("reference_trace", [])],
+                       model_outcome=c.get("reference_outcome"), model=c.get("model"), reference=reference)
         raise CounterexampleError("'violates' names neither a property nor a conformance step", where=where,
                                   todo='write {"property": NAME, ...} or {"conformance": {...}}')
 
@@ -314,8 +332,13 @@ def explain(spec: MachineSpec, run: Run, violation: Violation, prop: Property | 
         model = violation.model_trace[violation.step - 1] if 0 < violation.step <= len(violation.model_trace) else "end"
         sim = lines[violation.fault - 1]
         mine = sim[violation.step - 1] if 0 < violation.step <= len(sim) else "end"
-        parts.append(f"Model and simulator part at step {violation.step} of fault {violation.fault}: "
-                     f"the model decides {model}, the simulator {mine}. Here {what}.")
+        if violation.reference == "simulator":
+            parts.append(f"The mutated simulator leaves the model's path: at step {violation.step} of fault "
+                         f"{violation.fault} the unmutated simulator (which takes the model's decisions on "
+                         f"every model path) decides {model}, the mutant {mine}. Here {what}.")
+        else:
+            parts.append(f"Model and simulator part at step {violation.step} of fault {violation.fault}: "
+                         f"the model decides {model}, the simulator {mine}. Here {what}.")
     if mutant is not None:
         parts.append(f"Found on mutant {mutant.name}: {mutant.summary}.")
         if unmutated is not None:
@@ -366,6 +389,65 @@ def _hardware_possible(spec: MachineSpec, mutant: Any = None) -> bool:
 def first_violation(prop: Property, spec: MachineSpec, mutant: Any = None) -> int:
     verdict = sim_evaluate(prop, observe(spec, _overrides(mutant)))
     return 1 if verdict.fault is None else verdict.fault + 1
+
+
+def _first_difference(a: list[tuple[str, str]], b: list[tuple[str, str]]) -> int:
+    k = 0
+    while k < min(len(a), len(b)) and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def _step(keys: list[tuple[str, str]], k: int) -> tuple[str, str] | None:
+    return keys[k] if k < len(keys) else None
+
+
+def differs_fails(mutant: Any, reference: tuple | None, mutated: tuple | None) -> Callable[[MachineSpec], bool]:
+    """True when the mutant's first fault parts from the unmutated simulator's with the same
+    two decisions (``reference`` the unmutated one, ``mutated`` the mutant's)."""
+    overrides = _overrides(mutant)
+
+    def fails(spec: MachineSpec) -> bool:
+        plain = observe(spec).run
+        mine = observe(spec, overrides).run
+        a = plain.faults[0].trace.keys() if plain.faults else []
+        b = mine.faults[0].trace.keys() if mine.faults else []
+        if a == b:
+            return False
+        k = _first_difference(a, b)
+        return _step(a, k) == reference and _step(b, k) == mutated
+    return fails
+
+
+def minimized_mutant_conformance(spec: MachineSpec, mutant: Any, *, name: str = "", budget: int = 20000,
+                                 found: str = "") -> tuple[Counterexample, MinimizeStats | None]:
+    """A simulator mutant that left the model's path on ``spec``: minimize the scenario
+    while the mutant still parts from the unmutated simulator at the same decisions."""
+    spec = scenario_from_spec(spec).to_spec()
+    plain = observe(spec).run
+    mine = observe(spec, _overrides(mutant)).run
+    a = plain.faults[0].trace.keys() if plain.faults else []
+    b = mine.faults[0].trace.keys() if mine.faults else []
+    k = _first_difference(a, b)
+    fails = differs_fails(mutant, _step(a, k), _step(b, k))
+    stats = None
+    if fails(spec):
+        if _hardware_possible(spec):
+            inner = fails
+            fails = lambda s: _hardware_possible(s) and _hardware_possible(s, mutant) and inner(s)  # noqa: E731
+        spec, stats = minimize(spec, fails, budget=budget)
+    plain = observe(spec).run
+    ref = plain.faults[0].trace.keys() if plain.faults else []
+    mine_keys = observe(spec, _overrides(mutant)).run
+    mk = mine_keys.faults[0].trace.keys() if mine_keys.faults else []
+    violation = Violation("conformance", fault=1, step=_first_difference(ref, mk) + 1,
+                          model_trace=[f"{label}{ARROW}{value}" for label, value in ref],
+                          model_outcome=plain.faults[0].outcome.to_json() if plain.faults else None,
+                          reference="simulator")
+    cx = build(spec, violation, mutant=mutant, name=name)
+    if found:
+        cx.explanation += f" (Found by conformance on {found}.)"
+    return cx, stats
 
 
 def minimized_property_counterexample(prop: Property, spec: MachineSpec, *, mutant: Any = None,
@@ -434,10 +516,12 @@ def replay_counterexample(cx: Counterexample, props: dict[str, Property] | None 
         res.problems.append("trace: the decisions differ from the recorded ones (see the diff)")
         res.diff = _trace_diff(cx.trace, now)
     v = cx.violation
-    if v.kind == "property":
+    if v.kind == "property" and v.model:
+        _replay_model_property(res, v, mutant, props)
+    elif v.kind == "property":
         _replay_property(res, cx, v, obs, mutant, props)
     else:
-        _replay_conformance(res, cx, v, now)
+        _replay_conformance(res, cx, v, now, mutant)
     if cx.mutant and "unmutated" in cx.mutant and mutant is not None:
         plain = observe(spec).run
         want = cx.mutant["unmutated"]
@@ -469,31 +553,79 @@ def _replay_property(res: ReplayResult, cx: Counterexample, v: Violation, obs: O
                                 "the mutant is not what breaks it")
 
 
-def _replay_conformance(res: ReplayResult, cx: Counterexample, v: Violation, now: list[list[str]]) -> None:
+def _model_path(model: dict[str, Any], mutant: Any = None) -> Any:
+    """The model's path for recorded inputs (under the mutant's model patches, if any)."""
+    from .explore.exhaustive import Explorer
+    from .mutants import model_patched
+
+    with model_patched(mutant.model_overrides() if mutant is not None else {}):
+        explorer = Explorer(model["arch"], model["scope"])
+        return explorer.one(dict(model["bindings"])), explorer.space
+
+
+def _replay_model_property(res: ReplayResult, v: Violation, mutant: Any,
+                           props: dict[str, Property] | None) -> None:
+    from .properties import evaluate
+
+    props = props if props is not None else {p.name: p for p in load_properties()}
+    prop = props.get(v.property_name)
+    if prop is None:
+        res.problems.append(f"property {v.property_name!r} is not known (give its folder with --properties)")
+        return
+    try:
+        path, space = _model_path(v.model, mutant)
+    except (KeyError, ValueError, TypeError) as e:
+        res.problems.append(f"cannot re-derive the model's path: {e}")
+        return
+    if evaluate(prop, path, space).holds:
+        res.problems.append(f"property {prop.name} is no longer violated on the model's path")
+    if mutant is not None:
+        plain, space = _model_path(v.model)
+        if not evaluate(prop, plain, space).holds:
+            res.problems.append(f"property {prop.name} is violated on the unmutated model's path too")
+
+
+def _replay_conformance(res: ReplayResult, cx: Counterexample, v: Violation, now: list[list[str]],
+                        mutant: Any) -> None:
     fault = now[v.fault - 1] if 0 < v.fault <= len(now) else []
     k = 0
     while k < min(len(fault), len(v.model_trace)) and fault[k] == v.model_trace[k]:
         k += 1
     if fault == v.model_trace:
-        res.problems.append("the simulator now takes the model's decisions: no conformance violation")
+        res.problems.append(f"the simulator now takes the {v.reference}'s decisions: no conformance violation")
     elif k + 1 != v.step:
-        res.problems.append(f"model and simulator now part at step {k + 1}, recorded {v.step}")
-    if v.model:
-        try:
-            from .explore.exhaustive import Explorer
-
-            path = Explorer(v.model["arch"], v.model["scope"]).one(dict(v.model["bindings"]))
-        except (KeyError, ValueError, TypeError) as e:
-            res.problems.append(f"cannot re-derive the model's path: {e}")
-            return
-        keys = [f"{label}{ARROW}{value}" for label, value in path.keys()]
-        if keys != v.model_trace:
-            res.problems.append("the model's path for the recorded inputs has changed")
-            res.diff += list(difflib.unified_diff(v.model_trace, keys, "recorded model path", "model path now",
+        res.problems.append(f"{v.reference} and simulator now part at step {k + 1}, recorded {v.step}")
+    if v.reference == "simulator":
+        # The reference is the unmutated simulator: it must still take the recorded decisions.
+        plain = trace_lines(observe(cx.scenario.to_spec()).run)
+        ref = plain[v.fault - 1] if 0 < v.fault <= len(plain) else []
+        if ref != v.model_trace:
+            res.problems.append("the unmutated simulator no longer takes the recorded reference decisions")
+            res.diff += list(difflib.unified_diff(v.model_trace, ref, "recorded reference", "unmutated now",
                                                   lineterm="", n=2))
-        if v.model_outcome is not None and path.outcome.to_json() != v.model_outcome:
-            res.problems.append(f"the model's outcome: recorded {outcome_text(v.model_outcome)}, "
-                                f"now {outcome_text(path.outcome)}")
+        return
+    if not v.model:
+        return
+    try:
+        path, _space = _model_path(v.model, mutant)
+    except (KeyError, ValueError, TypeError) as e:
+        res.problems.append(f"cannot re-derive the model's path: {e}")
+        return
+    keys = [f"{label}{ARROW}{value}" for label, value in path.keys()]
+    if keys != v.model_trace:
+        res.problems.append("the model's path for the recorded inputs has changed")
+        res.diff += list(difflib.unified_diff(v.model_trace, keys, "recorded model path", "model path now",
+                                              lineterm="", n=2))
+    if v.model_outcome is not None and path.outcome.to_json() != v.model_outcome:
+        res.problems.append(f"the model's outcome: recorded {outcome_text(v.model_outcome)}, "
+                            f"now {outcome_text(path.outcome)}")
+    if mutant is not None and mutant.target != "simulator":
+        # Without the mutant, model and simulator agree on this scenario.
+        plain, _ = _model_path(v.model)
+        plain_keys = [f"{label}{ARROW}{value}" for label, value in plain.keys()]
+        sim_now = trace_lines(observe(cx.scenario.to_spec()).run)
+        if not sim_now or plain_keys != sim_now[0]:
+            res.problems.append("without the mutant, the model and the simulator disagree on this scenario too")
 
 
 def replay_scenario(scn: Scenario) -> ReplayResult:
@@ -546,5 +678,5 @@ def collect(paths: Iterable[str | Path]) -> list[Path]:
 
 __all__ = ["Counterexample", "Violation", "FORMAT", "build", "save", "load", "loads", "dumps", "replay_path",
            "replay_counterexample", "replay_scenario", "collect", "minimize", "cost", "property_fails",
-           "minimized_property_counterexample", "property_violation", "trace_lines", "explain", "describe_run",
+           "minimized_property_counterexample", "minimized_mutant_conformance", "property_violation", "trace_lines", "explain", "describe_run",
            "ReplayResult", "CounterexampleError", "resolve_mutant", "Outcome", "ScenarioError"]

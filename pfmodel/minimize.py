@@ -109,6 +109,7 @@ def cost(spec: MachineSpec) -> tuple[int, int, int, int, int]:
         nondefault += sum(1 for k, d in _VMA_DEFAULTS.items() if getattr(v, k) != d)
     nondefault += (spec.max_faults != 4) + (spec.arch != "x86_64")
     bits = sum(_popcount(v.flags) for v in spec.vmas) + sum(_popcount(e.value) for e in spec.entries)
+    bits += sum(_popcount(e.value) for e in spec.kernel.kernel_mappings)
     bits += _popcount(spec.access.error_code or 0) + _popcount(spec.regs.flags ^ _DEFAULT_EFLAGS)
     addresses = _address_fields(spec)
     roughness = sum(_popcount(a) for a in addresses)
@@ -260,6 +261,9 @@ def _bit_fields(spec: MachineSpec) -> list[tuple[Callable[[MachineSpec], int], C
         out.append((lambda s, i=i: s.vmas[i].flags, lambda s, v, i=i: setattr(s.vmas[i], "flags", v), 0))
     for i in range(len(spec.entries)):
         out.append((lambda s, i=i: s.entries[i].value, lambda s, v, i=i: setattr(s.entries[i], "value", v), 0))
+    for i in range(len(spec.kernel.kernel_mappings)):
+        out.append((lambda s, i=i: s.kernel.kernel_mappings[i].value,
+                    lambda s, v, i=i: setattr(s.kernel.kernel_mappings[i], "value", v), 0))
     if spec.access.error_code is not None:
         out.append((lambda s: s.access.error_code, lambda s, v: setattr(s.access, "error_code", v), 0))
     out.append((lambda s: s.regs.flags, lambda s, v: setattr(s.regs, "flags", v), _DEFAULT_EFLAGS))

@@ -95,7 +95,7 @@ def property_files(prop: Property, paths: list[PathCounterexample], out: str | P
 
 
 def _disagrees_at(d: Disagreement, arch: str, scope: str, bindings: dict[str, Any],
-                  error_codes: str) -> tuple[bool, Any]:
+                  error_codes: str, overrides: dict[str, Any] | None = None) -> tuple[bool, Any]:
     """Does the model path for ``bindings`` still part from the simulator at the same step?"""
     explorer = Explorer(arch, scope, error_codes=error_codes)
     try:
@@ -105,7 +105,7 @@ def _disagrees_at(d: Disagreement, arch: str, scope: str, bindings: dict[str, An
     space = explorer.space
     spec = concretize(space, path.bindings, calls=path.final.call)
     try:
-        result = sim_run(spec)
+        result = sim_run(spec, overrides=overrides)
     except PfmodelError:  # a machine the simulator refuses is simply not a candidate
         return False, None
     again = compare(space, scope, path, result)
@@ -114,7 +114,8 @@ def _disagrees_at(d: Disagreement, arch: str, scope: str, bindings: dict[str, An
     return same, path
 
 
-def minimized_bindings(d: Disagreement, error_codes: str = "hardware") -> dict[str, Any]:
+def minimized_bindings(d: Disagreement, error_codes: str = "hardware",
+                       overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Reset each bound model input to its domain's default while the disagreement stays
     at the same step with the same two decisions (delta debugging over the inputs)."""
     space = build_space(d.arch, d.scope, error_codes=error_codes)
@@ -124,7 +125,7 @@ def minimized_bindings(d: Disagreement, error_codes: str = "hardware") -> dict[s
         changed = False
         for name in sorted(bindings):
             trial = {k: v for k, v in bindings.items() if k != name}
-            same, path = _disagrees_at(d, d.arch, d.scope, trial, error_codes)
+            same, path = _disagrees_at(d, d.arch, d.scope, trial, error_codes, overrides)
             if same and unusual(space, path.bindings) < unusual(space, bindings):
                 bindings = dict(path.bindings)
                 changed = True
@@ -135,7 +136,8 @@ def minimized_bindings(d: Disagreement, error_codes: str = "hardware") -> dict[s
 def conformance_file(d: Disagreement, out: str | Path, *, error_codes: str = "hardware",
                      mutant: Any = None, reduce: bool = True) -> Path:
     """Save a conformance disagreement (found on ``mutant``, if given) as a counterexample."""
-    bindings = minimized_bindings(d, error_codes) if reduce and not d.error else dict(d.bindings)
+    overrides = mutant.sim_overrides() if mutant is not None else None
+    bindings = minimized_bindings(d, error_codes, overrides) if reduce and not d.error else dict(d.bindings)
     explorer = Explorer(d.arch, d.scope, error_codes=error_codes)
     path = explorer.one(bindings)
     spec = concretize(explorer.space, path.bindings, calls=path.final.call)
