@@ -84,4 +84,28 @@ def check_path(space: Space, scope: str, path: Any) -> tuple[Run | None, Disagre
     return result, compare(space, scope, path, result)
 
 
-__all__ = ["Disagreement", "compare", "check_path", "spec_for"]
+def random_paths(arch: str, n: int, seed: int = 0, scope: str = "full"):
+    """``n`` model paths of random full assignments of the scope's inputs (each value drawn
+    from its domain given the others): a spot check of conformance outside the scopes
+    ``pfmodel check`` enumerates."""
+    import random
+
+    from ..model.inputs import build_space
+    from .exhaustive import Explorer
+
+    rng = random.Random(seed)
+    space = build_space(arch, scope)
+    explorer = Explorer(arch, scope, space=space)
+    for _ in range(n):
+        values: dict[str, Any] = {}
+
+        def get(name: str) -> Any:
+            if name not in values:
+                values[name] = rng.choice(space.domain(name, get))
+            return values[name]
+        for name in sorted(space.inputs):
+            get(name)
+        yield space, explorer.one(values)
+
+
+__all__ = ["Disagreement", "compare", "check_path", "spec_for", "random_paths"]

@@ -141,6 +141,19 @@ def _next(m: Machine, name: str) -> Any:
     raise KeyError(name)
 
 
+def _vma_kind(m: Machine, s: State) -> str:
+    """What backs the VMA find_vma returned: T's kind is an input; A is anonymous."""
+    return m.i.choice("T.kind") if s.vma == "T" else "anon"
+
+
+def _vma_attr(m: Machine, s: State, attr: str) -> Any:
+    """A file VMA's vm_ops facts (``fault_handler``, ``page_mkwrite``): inputs for T; A has
+    no vm_ops, so they never matter for it (the defaults of VmaSpec)."""
+    if s.vma == "T":
+        return m.i.bool(f"T.{attr}")
+    return m.o.true if attr == "fault_handler" else m.o.false
+
+
 def _pmd_none(m: Machine, pmd: Any) -> Any:
     """pmd_none: on PAE only the low 32 bits are tested (KF 1.2)."""
     if m.arch == "i386-pae":
@@ -980,7 +993,7 @@ def create_huge_pmd(m: Machine, s: State) -> None:
     (FALLBACK: the 4 KiB path then runs)."""
     o = m.o
     write = bool(s.flags & FAULT_FLAG_WRITE)
-    if m.i.choice("T.kind") != "anon":
+    if _vma_kind(m, s) != "anon":
         r = VM_FAULT_FALLBACK
     elif m.split(_anon_vma_prepare_fails(m, s)):
         r = VM_FAULT_OOM
@@ -1000,7 +1013,7 @@ def create_huge_pmd(m: Machine, s: State) -> None:
         pmd = o.word((0x3FC00 << 12) | _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_PSE, 64)
         s.pmd = o.ite(o.test(_vm_flags(m, s), VM_WRITE), lambda: o.bor(pmd, _PAGE_RW), pmd)
         s.pmd_written_by = "do_huge_pmd_anonymous_page"
-    if r != VM_FAULT_OOM and m.i.choice("T.kind") == "anon":
+    if r != VM_FAULT_OOM and _vma_kind(m, s) == "anon":
         s.anon_vma = {**s.anon_vma, s.vma: o.true}
     m.record(s, "create_huge_pmd", vm_fault_str(r))
     if r & VM_FAULT_FALLBACK:
@@ -1131,7 +1144,7 @@ def pte_none(m: Machine, s: State) -> None:
 @action("handle_pte_fault:vma_is_anonymous", "vma_is_anonymous")
 def vma_is_anonymous(m: Machine, s: State) -> None:
     """2.7.3: no vm_ops."""
-    if m.decide(s, "vma_is_anonymous", m.i.choice("T.kind") == "anon"):
+    if m.decide(s, "vma_is_anonymous", _vma_kind(m, s) == "anon"):
         m.goto(s, "do_anonymous_page:vm_shared")
     else:
         m.goto(s, "do_fault:vm_ops_fault")
@@ -1319,7 +1332,7 @@ def handle_userfault(m: Machine, s: State) -> None:
 
 @action("do_fault:vm_ops_fault", "vm_ops_fault")
 def do_fault_vm_ops_fault(m: Machine, s: State) -> None:
-    if m.decide(s, "vm_ops_fault", m.i.bool("T.fault_handler")):
+    if m.decide(s, "vm_ops_fault", _vma_attr(m, s, "fault_handler")):
         m.goto(s, "do_fault:kind")
     else:
         _return_mm(m, s, VM_FAULT_SIGBUS)
@@ -1360,7 +1373,7 @@ def vma_fault(m: Machine, s: State) -> None:
         return
     s.ret = r
     write = bool(s.flags & FAULT_FLAG_WRITE)
-    if write and m.split(m.o.test(_vm_flags(m, s), VM_SHARED)) and m.split(m.i.bool("T.page_mkwrite")):
+    if write and m.split(m.o.test(_vm_flags(m, s), VM_SHARED)) and m.split(_vma_attr(m, s, "page_mkwrite")):
         m.goto(s, "do_shared_fault:page_mkwrite")
     else:
         m.goto(s, "do_fault:pte_same")
@@ -1553,7 +1566,7 @@ def wp_pfn_shared(m: Machine, s: State) -> None:
 
 @action("do_wp_page:page_anon", "page_anon")
 def wp_page_anon(m: Machine, s: State) -> None:
-    anon = s.page_anon if s.page_anon is not None else m.i.choice("T.kind") == "anon"
+    anon = s.page_anon if s.page_anon is not None else _vma_kind(m, s) == "anon"
     if m.decide(s, "page_anon", anon):
         m.goto(s, "do_wp_page:reuse")
     else:
@@ -1571,7 +1584,7 @@ def wp_reuse(m: Machine, s: State) -> None:
 @action("do_wp_page:shared", "wp_shared_writable")
 def wp_shared(m: Machine, s: State) -> None:
     if m.decide(s, "wp_shared_writable", _shared_writable(m, s)):
-        if m.split(m.i.bool("T.page_mkwrite")):
+        if m.split(_vma_attr(m, s, "page_mkwrite")):
             m.goto(s, "wp_page_shared:page_mkwrite")
         else:
             _wp_reuse(m, s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pfmodel.explore.check import check
-from pfmodel.explore.conformance import check_path
+from pfmodel.explore.conformance import check_path, random_paths
 from pfmodel.explore.exhaustive import Explorer
 from pfmodel.model.inputs import ARCHES, DEFAULT_SCOPES
 from pfmodel.sim.run import patched
@@ -42,3 +42,20 @@ def test_a_mutated_simulator_is_caught_at_the_right_step(tmp_path):
     assert d.model_step == ("access_error", "false") and d.sim_step == ("access_error", "true")
     assert "conformance violated at step" in d.describe()
     assert (tmp_path / f"conformance-x86_64-stack-{d.index}.json").exists()
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_random_full_assignments_conform(arch):
+    """Outside the enumerated scopes: random combinations of every input (a found case:
+    stack growth of the low VMA A when T is a file VMA)."""
+    for space, path in random_paths(arch, 300, seed=3):
+        _, dis = check_path(space, "full", path)
+        assert dis is None, (dis.describe(), path.bindings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ARCHES)
+def test_many_random_full_assignments_conform(arch):
+    for space, path in random_paths(arch, 6000, seed=7):
+        _, dis = check_path(space, "full", path)
+        assert dis is None, (dis.describe(), path.bindings)
