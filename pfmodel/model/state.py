@@ -18,7 +18,7 @@ input or forks a branch, so an action must only change the ``State`` it is given
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..outcome import Outcome
 from ..trace import DECISIONS, CHANGE_KEYS
@@ -182,7 +182,3 @@ class Machine:
     def finish(self, s: State, outcome: Outcome) -> None:
         s.outcome = outcome
         s.pc = EXIT
-
-
-def iter_steps(s: State) -> Iterator[StepRec]:
-    return iter(s.steps())
