@@ -212,6 +212,19 @@ cli.add_command(check_cmd)
 cli.add_command(graph_cmd)
 cli.add_command(table_cmd)
 
+# --- pfmodel replay, mutants (the bodies live in pfmodel/cxcli.py) --------------------------
+
+from .cxcli import mutants_cmd, replay_cmd  # noqa: E402
+
+cli.add_command(replay_cmd)
+cli.add_command(mutants_cmd)
+
+# --- pfmodel find (the body lives in pfmodel/explore/find.py) --------------------------------
+
+from .explore.find import find_cmd  # noqa: E402
+
+cli.add_command(find_cmd)
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
