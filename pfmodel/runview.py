@@ -165,7 +165,16 @@ def _current(name: str) -> Callable[..., Any]:
     return getattr(module, attr)
 
 
-class _Layout:
+class _Unknown:
+    """Reading an attribute the simulator view lacks makes the property not evaluable."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise NotOnSimulator(f"{type(self).__name__.strip('_').lower()}.{name}")
+
+
+class _Layout(_Unknown):
     def __init__(self, arch: str) -> None:
         from .sim.constants import TASK_SIZE_MAX
 
@@ -176,7 +185,7 @@ class _Layout:
         self.mask = (1 << self.width) - 1
 
 
-class _Final:
+class _Final(_Unknown):
     """The model's ``State`` fields that predicates read, for one simulator fault."""
 
     def __init__(self, obs: FaultObservation, took_find_vma: bool, width: int) -> None:

@@ -63,7 +63,7 @@ class Counterexample:
 
     @property
     def replay(self) -> str:
-        return f"pfmodel run {self.file}" if self.file else ""
+        return f"pfmodel replay {self.file}" if self.file else ""
 
 
 @dataclass

@@ -43,7 +43,8 @@ def _progress_bar(enabled: bool):
 @click.command("check")
 @click.option("--engine", default="exhaustive", show_default=True, metavar="ENGINE",
               help="exhaustive; smt (z3: every property proved or refuted over the full input space); "
-                   "all (both engines, any disagreement between them is an error); random (not available yet).")
+                   "all (both engines, any disagreement between them is an error); random (Hypothesis drives "
+                   "the simulator directly: --seed, --examples).")
 @click.option("--property", "names", multiple=True, metavar="NAME", help="Check only this property (repeatable).")
 @click.option("--properties", "folders", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
               help="Also load the *.py property files of DIR (repeatable).")
@@ -64,16 +65,25 @@ def _progress_bar(enabled: bool):
                                  "runs out is UNKNOWN, never 'holds').")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--list", "list_props", is_flag=True, help="List the properties (name, expected verdict, statement).")
+@click.option("--mutant", "mutant", default=None, metavar="NAME|FILE.py",
+              help="Check a mutant of the simulator or the model (a built-in name, or a mutant file; "
+                   "see `pfmodel mutants --list`).")
+@click.option("--max-counterexamples", type=click.IntRange(1, None), default=1, show_default=True, metavar="N",
+              help="Up to N counterexamples per violated property, distinct by path.")
+@click.option("--seed", type=int, default=0, show_default=True, help="random: the Hypothesis seed.")
+@click.option("--examples", type=click.IntRange(1, None), default=200, show_default=True,
+              help="random: how many machines to draw.")
 @click.pass_context
 def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: tuple[Path, ...], no_builtin: bool,
               arches: tuple[str, ...], scopes: tuple[str, ...], out: Path, no_conformance: bool,
-              all_error_codes: bool, workers: int | None, smt_timeout: int, as_json: bool, list_props: bool) -> None:
+              all_error_codes: bool, workers: int | None, smt_timeout: int, as_json: bool, list_props: bool,
+              mutant: str | None, max_counterexamples: int, seed: int, examples: int) -> None:
     """Check the property library on every path of the model, and the model against the simulator.
 
     Each property gets a verdict (holds / violated) next to its expected verdict; a
     property expected to be violated (a naive belief) does not fail the run, one that
     unexpectedly holds does.  Every violated property gets a counterexample scenario in
-    --out, replayable with `pfmodel run FILE`.  Every path is also concretized and run on
+    --out, replayable with `pfmodel replay FILE`.  Every path is also concretized and run on
     the simulator: a disagreement is reported as "conformance violated at step k".
 
     Exit status: 0 every verdict as expected and no conformance violation; 1 otherwise;
@@ -91,6 +101,18 @@ def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: 
             arches=arches or ARCHES, scopes=scopes or DEFAULT_SCOPES, out=str(out), conformance=not no_conformance,
             error_codes="all" if all_error_codes else "hardware", workers=workers, as_json=as_json,
             timeout_ms=smt_timeout))
+    if engine == "random" or mutant:  # pfmodel/cxcli.py: the random engine, and mutants
+        from ..cxcli import run_mutant_check, run_random_check
+        common = dict(names=names, folders=tuple(str(f) for f in folders), builtin=not no_builtin,
+                      arches=arches or ARCHES, out=str(out), as_json=as_json)
+        if engine == "random":
+            ctx.exit(run_random_check(**common, seed=seed, examples=examples, mutant_spec=mutant,
+                                      max_counterexamples=max_counterexamples))
+        ctx.exit(run_mutant_check(**common, scopes=scopes or DEFAULT_SCOPES, mutant_spec=mutant,
+                                  error_codes="all" if all_error_codes else "hardware"))
+    from .check import _check_out
+    from .cxfiles import write_report_counterexamples
+    _check_out(Path(out))
     bar = _progress_bar(not as_json)
     task_id = None
 
@@ -104,15 +126,20 @@ def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: 
     try:
         report = check(names=names, folders=[str(f) for f in folders], builtin=not no_builtin,
                        arches=arches or ARCHES, scopes=scopes or DEFAULT_SCOPES, engine=engine,
-                       conformance=not no_conformance, workers=workers, out=str(out),
+                       conformance=not no_conformance, workers=workers, out=None,
                        error_codes="all" if all_error_codes else "hardware", progress=progress)
+        # Minimized, explained counterexample files (pfmodel/explore/cxfiles.py).
+        write_report_counterexamples(report, str(out), max_counterexamples=max_counterexamples,
+                                     error_codes="all" if all_error_codes else "hardware")
     finally:
         if bar is not None:
             bar.stop()
+    from ..cxcli import mutant_vacuity, print_mutant_vacuity
     if as_json:
-        click.echo(json.dumps(report_json(report), indent=2))
+        click.echo(json.dumps({**report_json(report), "mutant_vacuity": mutant_vacuity(out)}, indent=2))
     else:
         print_report(report)
+        print_mutant_vacuity(out)
     ctx.exit(report.exit_code)
 
 
@@ -158,7 +185,7 @@ def report_json(report: Any) -> dict[str, Any]:
             "enabled": report.conformance, "paths_checked": report.conformance_checked,
             "violations": report.disagreement_count,
             "examples": [{"arch": d.arch, "scope": d.scope, "path": d.index, "message": d.describe(),
-                          "file": d.file, "replay": f"pfmodel run {d.file}" if d.file else ""}
+                          "file": d.file, "replay": f"pfmodel replay {d.file}" if d.file else ""}
                          for d in report.disagreements],
         },
     }
@@ -197,7 +224,7 @@ def print_report(report: Any) -> None:
             for d in report.disagreements:
                 con.print(f"  {d.arch}/{d.scope} path {d.index}: {d.describe()}")
                 if d.file:
-                    con.print(f"    pfmodel run {d.file}")
+                    con.print(f"    pfmodel replay {d.file}")
     for r in report.results:
         c = r.counterexample
         if c is None:
@@ -206,8 +233,8 @@ def print_report(report: Any) -> None:
         end = "" if r.as_expected else "[/red bold]"
         con.print(f"{style}{r.prop.name} is violated ({'expected' if r.as_expected else 'NOT expected'}): "
                   f"{c.arch}/{c.scope}, ends {c.outcome}{end}")
-        if c.file:
-            con.print(f"    pfmodel run {c.file}")
+        for f in getattr(r, "files", None) or ([c.file] if c.file else []):
+            con.print(f"    pfmodel replay {f}")
     vacuous = [r.prop.name for r in report.results if r.vacuous]
     if vacuous:
         con.print(f"[yellow]vacuous (no path meets the premise): {', '.join(vacuous)}[/yellow]")
@@ -282,6 +309,8 @@ def _print_coverage(cov: Any, g: Any, *, stderr: bool, verbose: bool = True) -> 
 @click.option("--rows", default="error_code", show_default=True, metavar="DIM",
               help="Row dimension: error_code, mode, vm_flags, kind, pte, pmd, address, or an input name.")
 @click.option("--cols", default="vm_flags", show_default=True, metavar="DIM", help="Column dimension.")
+@click.option("--pages", default=None, metavar="DIM",
+              help="A third dimension: one table per value (e.g. --pages pte for error code × vm_flags × PTE).")
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
               help="Fix a dimension (pte=none, mode=kernel) or an input (cpu.smap=false) (repeatable).")
 @click.option("--arch", type=click.Choice(ARCHES), default="x86_64", show_default=True)
@@ -292,8 +321,8 @@ def _print_coverage(cov: Any, g: Any, *, stderr: bool, verbose: bool = True) -> 
 @click.option("--no-conformance", is_flag=True, help="Do not run each cell on the simulator.")
 @click.option("--list", "list_dims", is_flag=True, help="List the dimensions and inputs, then exit.")
 @click.pass_context
-def table_cmd(ctx: click.Context, rows: str, cols: str, settings: tuple[str, ...], arch: str, scope: str | None,
-              fmt: str, no_conformance: bool, list_dims: bool) -> None:
+def table_cmd(ctx: click.Context, rows: str, cols: str, pages: str | None, settings: tuple[str, ...], arch: str,
+              scope: str | None, fmt: str, no_conformance: bool, list_dims: bool) -> None:
     """Outcome tables over two dimensions (eager mode): every cell is one assignment of the
     chosen inputs, run on the model (and on the simulator: a disagreement marks the cell
     with ≠ and makes the exit status 1).
@@ -301,7 +330,7 @@ def table_cmd(ctx: click.Context, rows: str, cols: str, settings: tuple[str, ...
     Example: `pfmodel table --rows error_code --cols vm_flags --set pte=none --set mode=user`.
     """
     from ..model.inputs import build_space
-    from .table import build_table, dimensions
+    from .table import build_tables, dimensions
 
     if list_dims:
         space = build_space(arch, "full")
@@ -310,28 +339,32 @@ def table_cmd(ctx: click.Context, rows: str, cols: str, settings: tuple[str, ...
             con.print(f"[bold]{d.name}[/bold]: {d.doc}: " + ", ".join(label for label, _ in d.values))
         con.print("[bold]inputs[/bold]: " + ", ".join(sorted(space.inputs)))
         ctx.exit(0)
-    tb = build_table(arch, rows, cols, list(settings), explore_rest=scope, conformance=not no_conformance)
+    tables = build_tables(arch, rows, cols, pages, list(settings), explore_rest=scope,
+                          conformance=not no_conformance)
     if fmt == "json":
-        click.echo(json.dumps(tb.to_json(), indent=2))
-    elif fmt == "markdown":
-        click.echo(tb.to_markdown(), nl=False)
-    elif fmt == "csv":
-        click.echo(tb.to_csv(), nl=False)
-    else:
-        from rich.table import Table
+        docs = [tb.to_json() for tb in tables]
+        click.echo(json.dumps(docs if pages else docs[0], indent=2))
+    for tb in tables:
+        if fmt == "markdown":
+            click.echo((f"\n**{tb.page}**\n\n" if tb.page else "") + tb.to_markdown(), nl=False)
+        elif fmt == "csv":
+            click.echo((f"# {tb.page}\n" if tb.page else "") + tb.to_csv(), nl=False)
+        elif fmt == "text":
+            from rich.table import Table
 
-        con = _console()
-        fixed = ", ".join(f"{k}={v}" for k, v in sorted(tb.fixed.items())) or "defaults"
-        table = Table(title=f"{arch}: {rows} × {cols} ({fixed})", show_lines=False, header_style="bold")
-        table.add_column(f"{rows} \\ {cols}", no_wrap=True)
-        for label, _ in tb.cols.values:
-            table.add_column(label, overflow="fold")
-        for row in tb.cells:
-            table.add_row(row[0].row, *[c.text() for c in row])
-        con.print(table)
-    for d in tb.disagreements:
+            con = _console()
+            fixed = ", ".join(f"{k}={v}" for k, v in sorted(tb.fixed.items())) or "defaults"
+            table = Table(title=f"{arch}: {rows} × {cols} ({fixed})", show_lines=False, header_style="bold")
+            table.add_column(f"{rows} \\ {cols}", no_wrap=True)
+            for label, _ in tb.cols.values:
+                table.add_column(label, overflow="fold")
+            for row in tb.cells:
+                table.add_row(row[0].row, *[c.text() for c in row])
+            con.print(table)
+    disagreements = [d for tb in tables for d in tb.disagreements]
+    for d in disagreements:
         click.echo(d, err=True)
-    ctx.exit(1 if tb.disagreements else 0)
+    ctx.exit(1 if disagreements else 0)
 
 
 __all__ += ["graph_cmd", "table_cmd"]

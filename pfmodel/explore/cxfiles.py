@@ -22,8 +22,10 @@ from ..counterexample import (
     Violation,
     build,
     minimized_property_counterexample,
+    property_violation,
     save,
 )
+from ..runview import observe, sim_evaluate
 from ..errors import PfmodelError
 from ..model.concretize import concretize
 from ..model.inputs import NeedInput, build_space
@@ -80,10 +82,19 @@ def property_files(prop: Property, paths: list[PathCounterexample], out: str | P
     for cex in paths:
         if len(written) >= n:
             break
-        # One counterexample: the smallest overall.  Several: each the smallest of its path.
-        file_cx, _ = minimized_property_counterexample(prop, concretized(cex, error_codes), mutant=mutant,
-                                                       name=f"{prop.name} ({cex.arch})",
-                                                       same_path=list(cex.keys) if n > 1 else None)
+        spec = concretized(cex, error_codes)
+        if sim_evaluate(prop, observe(spec)).holds:
+            # The property reads what only the model has (its layout, its state): the file
+            # keeps the path's scenario and its inputs, and replay judges the model's path.
+            violation = property_violation(prop)
+            violation.model = {"arch": cex.arch, "scope": cex.scope,
+                               "bindings": {k: cex.bindings[k] for k in sorted(cex.bindings)}}
+            file_cx = build(spec, violation, prop=prop, name=f"{prop.name} ({cex.arch})")
+        else:
+            # One counterexample: the smallest overall.  Several: each the smallest of its path.
+            file_cx, _ = minimized_property_counterexample(prop, spec, mutant=mutant,
+                                                           name=f"{prop.name} ({cex.arch})",
+                                                           same_path=list(cex.keys) if n > 1 else None)
         machine = fingerprint(file_cx.scenario)
         trace = tuple(tuple(f) for f in file_cx.trace)
         if machine in seen_machines or trace in seen_traces:
@@ -170,6 +181,8 @@ def write_report_counterexamples(report: CheckReport, out: str | Path, *, max_co
             setattr(r, "files", [str(f) for f in files])
         written += files
     for d in report.disagreements:
+        if d.error:
+            continue  # the simulator refused the scenario: there is nothing to replay
         f = conformance_file(d, out, error_codes=error_codes)
         setattr(d, "file", str(f))
         written.append(f)

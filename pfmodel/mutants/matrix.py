@@ -242,8 +242,9 @@ def random_stage(result: MutantResult, props: list[Property], *, seed: int = 0, 
 
 
 def save_kill(result: MutantResult, props: list[Property], out: str | Path,
-              error_codes: str = "hardware") -> str:
-    """Minimize the first kill into a counterexample file; returns its path ('' for a crash)."""
+              error_codes: str = "hardware", kill: Kill | None = None) -> str:
+    """Minimize a kill (the first, by default) into a counterexample file; returns its
+    path ('' for a crash)."""
     from ..counterexample import (
         build,
         minimized_mutant_conformance,
@@ -252,7 +253,7 @@ def save_kill(result: MutantResult, props: list[Property], out: str | Path,
         save,
     )
 
-    kill = result.first
+    kill = kill or result.first
     if kill is None or kill.by == "crash":
         return ""
     mutant = result.mutant
@@ -282,31 +283,93 @@ def save_kill(result: MutantResult, props: list[Property], out: str | Path,
     return str(save(cx, out))
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One mutant's work, picklable for a worker process (the mutant travels by name)."""
+
+    mutant: str                      # a built-in name, or "file.py::name"
+    names: tuple[str, ...]
+    folders: tuple[str, ...]
+    builtin: bool
+    arches: tuple[str, ...]
+    scopes: tuple[str, ...]
+    stop: str
+    out: str | None
+    random_examples: int
+    seed: int
+    corpus: tuple[str, ...]
+    error_codes: str
+
+
+def _mutant_ref(m: Mutant) -> str:
+    return m.name if m.source.startswith("pfmodel.mutants") else f"{m.source}::{m.name}"
+
+
+def _resolve_ref(ref: str) -> Mutant:
+    from . import BUILTIN, load_mutant_file
+
+    if "::" not in ref:
+        return BUILTIN[ref]
+    source, name = ref.rsplit("::", 1)
+    return next(m for m in load_mutant_file(source) if m.name == name)
+
+
+def _run_job(job: _Job, mutant: Mutant | None = None, props: list[Property] | None = None) -> MutantResult:
+    mutant = mutant or _resolve_ref(job.mutant)
+    if props is None:
+        props = select(load_properties(job.folders, builtin=job.builtin), job.names)
+    r = check_mutant(mutant, props, arches=job.arches, scopes=job.scopes, stop=job.stop,
+                     error_codes=job.error_codes)
+    if not r.killed and job.corpus:
+        corpus_stage(r, props, corpus_files(job.corpus))
+    if not r.killed and job.random_examples > 0:
+        random_stage(r, props, seed=job.seed, examples=job.random_examples)
+    if job.out and r.killed:
+        r.file = save_kill(r, props, job.out, job.error_codes)
+    return r
+
+
+def _run_job_in_worker(job: _Job) -> MutantResult:
+    r = _run_job(job)
+    # The parent puts its own Mutant back: a mutant file's functions do not pickle.
+    r.mutant = Mutant(name=r.mutant.name, summary=r.mutant.summary, description="", patches=())
+    for kill in r.kills.values():
+        kill.disagreement = None
+    return r
+
+
 def run_matrix(mutants: Iterable[Mutant], *, names: Iterable[str] = (), folders: Iterable[str] = (),
                builtin: bool = True, arches: Iterable[str] = ARCHES, scopes: Iterable[str] = DEFAULT_SCOPES,
                stop: str = STOP_FIRST, out: str | None = None, random_examples: int = 200, seed: int = 0,
-               corpus: Iterable[str | Path] = (), error_codes: str = "hardware",
+               corpus: Iterable[str | Path] = (), error_codes: str = "hardware", workers: int = 1,
                progress: Callable[[int, int, str], None] | None = None) -> Matrix:
-    """Run every mutant: the exhaustive stage, then for survivors the corpus and the random stage."""
-    props = select(load_properties(tuple(str(f) for f in folders), builtin=builtin), tuple(names))
+    """Run every mutant: the exhaustive stage, then for survivors the corpus and the random
+    stage; with ``workers`` > 1, one mutant per worker process at a time."""
+    folders = tuple(str(f) for f in folders)
+    names = tuple(names)
+    props = select(load_properties(folders, builtin=builtin), names)
     mutants = list(mutants)
     arches, scopes = tuple(arches), tuple(scopes)
     matrix = Matrix([], props, arches, scopes, complete=stop == STOP_ALL)
-    files = corpus_files(corpus)
+    jobs = [_Job(_mutant_ref(m), names, folders, builtin, arches, scopes, stop, out, random_examples, seed,
+                 tuple(str(c) for c in corpus), error_codes) for m in mutants]
     t0 = time.perf_counter()
-    for i, m in enumerate(mutants):
-        if progress:
-            progress(i, len(mutants), m.name)
-        r = check_mutant(m, props, arches=arches, scopes=scopes, stop=stop, error_codes=error_codes)
-        if not r.killed and files:
-            corpus_stage(r, props, files)
-        if not r.killed and random_examples > 0:
-            random_stage(r, props, seed=seed, examples=random_examples)
-        if out and r.killed:
-            r.file = save_kill(r, props, out, error_codes)
-        matrix.results.append(r)
     if progress:
-        progress(len(mutants), len(mutants), "")
+        progress(0, len(mutants), mutants[0].name if mutants else "")
+    if workers <= 1 or len(jobs) <= 1:
+        for i, (m, job) in enumerate(zip(mutants, jobs)):
+            matrix.results.append(_run_job(job, m, props))
+            if progress:
+                progress(i + 1, len(mutants), m.name)
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for i, (m, r) in enumerate(zip(mutants, pool.map(_run_job_in_worker, jobs))):
+                r.mutant = m
+                matrix.results.append(r)
+                if progress:
+                    progress(i + 1, len(mutants), m.name)
     matrix.seconds = time.perf_counter() - t0
     return matrix
 

@@ -24,14 +24,14 @@ def test_check_json_report_and_counterexamples_that_replay(tmp_path):
     by_name = {p["name"]: p for p in doc["properties"]}
     naive = by_name["naive_access_error_sigsegv"]
     assert naive["verdict"] == "violated" and naive["as_expected"]
-    assert naive["counterexample"]["replay"] == f"pfmodel run {naive['counterexample']['file']}"
+    assert naive["counterexample"]["replay"] == f"pfmodel replay {naive['counterexample']['file']}"
     assert by_name["mmap_sem_released"]["verdict"] == "holds"
     assert by_name["mmap_sem_released"]["counterexample"] is None
     files = sorted(out.glob("*.json"))
     assert files, "expected-violated properties must leave counterexamples"
     for f in files:
-        replay = invoke("run", str(f))
-        assert replay.exit_code == 0, replay.output   # the file's expectations hold on replay
+        replay = invoke("replay", str(f))
+        assert replay.exit_code == 0, replay.output   # every recorded field holds on replay
 
 
 def test_check_table_output_names_every_property(tmp_path):
@@ -83,11 +83,10 @@ def test_a_violated_property_exits_1_and_writes_its_counterexample(tmp_path):
                "--arch", "i386-pae", "--out", str(out))
     assert r.exit_code == 1
     assert "NOT expected" in r.output
-    cex = out / "no_fixups.json"
-    assert cex.exists()
+    (cex,) = out.glob("no_fixups-*.json")       # a counterexample file, named by its fingerprint
     doc = json.loads(cex.read_text())
-    assert doc["arch"] == "i386-pae" and doc["expect"]["outcome"]["kind"] == "fixup"
-    assert invoke("run", str(cex)).exit_code == 0
+    assert doc["scenario"]["arch"] == "i386-pae" and doc["outcome"]["kind"] == "fixup"
+    assert invoke("replay", "--properties", str(props), str(cex)).exit_code == 0
 
 
 def test_check_list_prints_every_property():
