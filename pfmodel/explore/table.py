@@ -168,13 +168,14 @@ class OutcomeTable:
     fixed: dict[str, Any]
     scope: str | None
     cells: list[list[Cell]]
+    page: str = ""          # the value of the page dimension, when there is one
 
     @property
     def disagreements(self) -> list[str]:
         return [d for row in self.cells for c in row for d in c.disagreements]
 
     def to_json(self) -> dict[str, Any]:
-        return {"arch": self.arch, "rows": self.rows.name, "cols": self.cols.name,
+        return {"arch": self.arch, "page": self.page or None, "rows": self.rows.name, "cols": self.cols.name,
                 "fixed": {k: _jsonable(v) for k, v in sorted(self.fixed.items())},
                 "explore_rest": self.scope,
                 "columns": [label for label, _ in self.cols.values],
@@ -218,12 +219,15 @@ def _possible(space: Space, assignment: dict[str, Any]) -> bool:
 
 
 def build_table(arch: str, rows: str, cols: str, settings: list[str] = (), *, explore_rest: str | None = None,
-                conformance: bool = True) -> OutcomeTable:
+                conformance: bool = True, extra: dict[str, Any] | None = None, page: str = "") -> OutcomeTable:
+    """One table: rows x cols, with ``settings`` (``NAME=VALUE`` texts) and ``extra`` (an
+    assignment of inputs, e.g. one value of a page dimension) fixed."""
     full = build_space(arch, "full")
     row_dim, col_dim = dimension(full, rows), dimension(full, cols)
     fixed: dict[str, Any] = {}
     for text in settings:
         fixed.update(parse_setting(full, text))
+    fixed.update(extra or {})
     cells: list[list[Cell]] = []
     for rlabel, rassign in row_dim.values:
         line = []
@@ -250,7 +254,19 @@ def build_table(arch: str, rows: str, cols: str, settings: list[str] = (), *, ex
                         cell.disagreements.append(f"{rlabel} × {clabel}: {dis.describe()}")
             line.append(cell)
         cells.append(line)
-    return OutcomeTable(arch, row_dim, col_dim, fixed, explore_rest, cells)
+    return OutcomeTable(arch, row_dim, col_dim, fixed, explore_rest, cells, page)
 
 
-__all__ = ["build_table", "OutcomeTable", "dimensions", "dimension", "parse_setting"]
+def build_tables(arch: str, rows: str, cols: str, pages: str | None = None, settings: list[str] = (), *,
+                 explore_rest: str | None = None, conformance: bool = True) -> list[OutcomeTable]:
+    """The full product of three dimensions as one table per value of ``pages``
+    (error code x vm_flags x PTE state, say); a single table without ``pages``."""
+    if pages is None:
+        return [build_table(arch, rows, cols, settings, explore_rest=explore_rest, conformance=conformance)]
+    page_dim = dimension(build_space(arch, "full"), pages)
+    return [build_table(arch, rows, cols, settings, explore_rest=explore_rest, conformance=conformance,
+                        extra=assignment, page=f"{pages}={label}")
+            for label, assignment in page_dim.values]
+
+
+__all__ = ["build_table", "build_tables", "OutcomeTable", "dimensions", "dimension", "parse_setting"]

@@ -120,3 +120,25 @@ def test_table_bad_dimension_is_exit_2():
     assert r.exit_code == 2 and "unknown dimension" in r.output
     r = CliRunner().invoke(cli, ["table", "--set", "pte=purple"])
     assert r.exit_code == 2 and "unknown value" in r.output
+
+
+def test_error_code_by_vm_flags_by_pte_conforms_everywhere():
+    """The full eager product of the three dimensions of issue #3, every cell run on the simulator."""
+    from pfmodel.explore.table import build_tables
+
+    tables = build_tables("i386-pae", "error_code", "vm_flags", "pte", ["mode=user", "cpu.smap=false"])
+    assert [t.page.split("=")[1] for t in tables][:3] == ["none", "ro", "ro_old"]
+    cells = [c for t in tables for row in t.cells for c in row if c.possible]
+    assert len(cells) > 700 and not any(c.disagreements for c in cells)
+    by = {(t.page, c.row.split()[1], c.col): c.text() for t in tables for row in t.cells for c in row}
+    assert by[("pte=hwpoison", "U", "RW")] == "sigbus BUS_MCEERR_AR"
+    assert by[("pte=ro", "P|W|U", "RW")] == "handled via handle_mm_fault"   # COW
+    assert by[("pte=ro", "P|W|U", "R")] == "sigsegv SEGV_ACCERR"
+
+
+def test_table_pages_option():
+    r = invoke("table", "--rows", "mode", "--cols", "kind", "--pages", "pte", "--set", "error_code=0x4",
+               "--arch", "i386-pae", "--format", "json")
+    assert r.exit_code == 0, r.output
+    docs = json.loads(r.output)
+    assert len(docs) == 9 and docs[0]["page"] == "pte=none"
