@@ -185,16 +185,7 @@ class _ChunkResult:
     disagreement_count: int = 0
 
 
-def _evaluate_fast(p: Property, view: RunView, path: Any, space: Any, sim: Any) -> tuple[bool, bool, dict]:
-    """Evaluate on the shared view; fall back to the enumerating evaluator if the property
-    reads an input the path left unbound."""
-    try:
-        if p.when is not None and not truth(p.when(view)):
-            return False, True, {}
-        return True, truth(p.predicate(view)), {}
-    except NeedInput:
-        ev = evaluate(p, path, space, sim)
-        return ev.applies, ev.holds, ev.extra
+_NO_EXTRA: dict[str, Any] = {}
 
 
 def _run_chunk(task: _Task, props: list[Property] | None = None) -> _ChunkResult:
@@ -207,6 +198,7 @@ def _run_chunk(task: _Task, props: list[Property] | None = None) -> _ChunkResult
     model_props = [p for p in props if not p.needs_simulator]
     sim_props = [p for p in props if p.needs_simulator]
     all_props = model_props + sim_props
+    prop_acc = [(p, acc[p.name]) for p in all_props]
     t_start = time.perf_counter()
     outcomes = res.outcomes
     for path in explorer.paths():
@@ -226,9 +218,9 @@ def _run_chunk(task: _Task, props: list[Property] | None = None) -> _ChunkResult
                 res.disagreement_count += 1
                 if len(res.disagreements) < MAX_SAVED_DISAGREEMENTS:
                     res.disagreements.append(dis)
-        for p in all_props:
-            a = acc[p.name]
-            t0 = time.perf_counter()
+        clock = time.perf_counter
+        for p, a in prop_acc:
+            t0 = clock()
             if p.on == "simulator":
                 if p.when is not None:
                     try:
@@ -243,7 +235,16 @@ def _run_chunk(task: _Task, props: list[Property] | None = None) -> _ChunkResult
                     res.sim_runs += 1
                 view.sim = run
             try:
-                applies, holds, extra = _evaluate_fast(p, view, path, space, run)
+                # The common case inline (the premise and predicate on the shared view); the
+                # enumerating evaluator only when the property reads an unbound input.
+                try:
+                    if p.when is not None and not truth(p.when(view)):
+                        applies, holds, extra = False, True, _NO_EXTRA
+                    else:
+                        applies, holds, extra = True, truth(p.predicate(view)), _NO_EXTRA
+                except NeedInput:
+                    ev = evaluate(p, path, space, run)
+                    applies, holds, extra = ev.applies, ev.holds, ev.extra
             except PropertyError:
                 raise
             except Exception as e:  # a bug in a property file: name it, with the path
