@@ -208,7 +208,8 @@ ENV_FIELDS = (
     _B("alloc_fail_once", "strings", "Allocation purposes whose first request fails.", choices=ALLOC_PURPOSES),
     _B("fault", "results", f"What vm_ops->fault returns, call by call; the last repeats ({_RESULTS_DOC})."),
     _B("page_lock", "enum", "lock_page_or_retry's trylock: free, or contended.", choices=("free", "contended")),
-    _B("fatal_signal_in_wait", "bool", "A fatal signal arrives during a killable wait."),
+    _B("fatal_signal_in_wait", "bool", "SIGKILL arrives during the retry pass's killable page-lock wait "
+       "(lock_page_or_retry without ALLOW_RETRY, KF 2.4.11)."),
     _B("die_notifier", "enum", "What a die notifier answers to an oops: continue (the oops kills), "
        "or stop (NOTIFY_STOP).", choices=("continue", "stop")),
     _B("oom", "enum", "pagefault_out_of_memory: a memcg OOM handled it, the oom_lock is busy, the "

@@ -107,7 +107,7 @@ class EnvSpec:
     alloc_fail_once: list[str] = field(default_factory=list)  # purposes whose first request fails
     fault: list[str] = field(default_factory=lambda: ["0"])    # vm_ops->fault per call; the last repeats
     page_lock: str = "free"              # "free" or "contended": lock_page_or_retry's trylock
-    fatal_signal_in_wait: bool = False   # a fatal signal arrives during a killable wait
+    fatal_signal_in_wait: bool = False   # SIGKILL arrives in the retry pass's killable page-lock wait (KF 2.4.11)
     die_notifier: str = "continue"       # "continue" (oops kills) or "stop" (NOTIFY_STOP)
     oom: str = "killed"                  # pagefault_out_of_memory: "memcg", "lock_busy", "killed", "disabled"
     swap_cache: str = "hit"              # "hit", "readahead", "readahead_failed", "hwpoison"
