@@ -181,7 +181,7 @@ CHANGE_KEYS: dict[str, str] = {
     "mmap_sem": "'acquire' (down_read / successful trylock) or 'release' (up_read)",
     "irqs": "'on' (local_irq_enable) or 'off'",
     "fault_flags": "the FAULT_FLAG_* word after the change, as hex",
-    "error_code": "the handler's local error code after the change, as hex",
+    "error_code": "the bits ORed into the handler's local error code: '|PF_USER' (step 8) or '|PF_PROT'",
     "mm_fault_call": "handle_mm_fault was called with these FAULT_FLAG_* flags (hex)",
     "maj_flt": "'+1'",
     "min_flt": "'+1'",

@@ -270,7 +270,7 @@ def __do_page_fault(regs: PtRegs, error_code: int, address: int) -> None:
         local_irq_enable()
         error_code |= PF_USER
         flags |= FAULT_FLAG_USER
-        change(irqs="on", error_code=hex(error_code), fault_flags=hex(flags))
+        change(irqs="on", error_code="|PF_USER", fault_flags=hex(flags))
     elif decide("regs_if", bool(regs.flags & X86_EFLAGS_IF)):
         local_irq_enable()
         change(irqs="on")
@@ -713,7 +713,7 @@ def __bad_area_nosemaphore(regs: PtRegs, error_code: int, address: int, si_code:
         # User space never learns whether a kernel address is mapped.
         if decide("address_ge_task_size", address >= TASK_SIZE_MAX[machine().arch.name]):
             error_code |= PF_PROT
-            change(error_code=hex(error_code))
+            change(error_code="|PF_PROT")
         if SHOW_UNHANDLED_SIGNALS:
             show_signal_msg(regs, error_code, address, tsk)
         tsk.thread.cr2 = address

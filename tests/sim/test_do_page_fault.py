@@ -272,7 +272,7 @@ def test_user_mode_true_enables_irqs_ors_pf_user_and_fault_flag_user():
     f = r.first
     s = step(f, "user_mode")
     assert s.value == "true"
-    assert s.changes == {"irqs": "on", "error_code": "0x4", "fault_flags": "0x54"}
+    assert s.changes == {"irqs": "on", "error_code": "|PF_USER", "fault_flags": "0x54"}
     assert step(f, "handle_mm_fault").changes["mm_fault_call"] == "0x54"
     assert value(f, "regs_if") is None
 
@@ -282,7 +282,7 @@ def test_user_mode_implicit_access_gets_pf_user_ored_in():
     r = go(spec(A, "read", implicit=True, cpu=CpuSpec(smap=False)))
     f = r.first
     assert f.error_code == 0x0
-    assert step(f, "user_mode").changes["error_code"] == "0x4"
+    assert step(f, "user_mode").changes["error_code"] == "|PF_USER"
     assert r.outcome == Outcome.handled()
 
 
