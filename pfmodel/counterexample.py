@@ -650,6 +650,10 @@ def replay_path(path: str | Path, props: dict[str, Property] | None = None) -> R
         fmt = ""
     if str(fmt).startswith(FORMAT_PREFIX):
         return replay_counterexample(loads(text, str(path)), props)
+    if str(fmt).startswith("pfmodel-kill-matrix/"):
+        res = ReplayResult(str(path), "skipped", path.stem)
+        res.notes.append("a kill matrix (pfmodel mutants' summary), not a scenario: skipped")
+        return res
     if str(fmt).startswith(SCENARIO_PREFIX) or not fmt:
         scn = loads_scenario(text, str(path))
         if not scn.name:

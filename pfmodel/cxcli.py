@@ -16,6 +16,7 @@ from . import KERNEL_VERSION, __version__
 from .errors import UsageError
 
 KILL_MATRIX_FILE = "kill-matrix.json"
+KILL_MATRIX_FORMAT = "pfmodel-kill-matrix/1"
 DEFAULT_CORPUS = "counterexamples"
 
 
@@ -231,7 +232,8 @@ def matrix_json(matrix: Any) -> dict[str, Any]:
         })
     killers = matrix.killers()
     return {
-        "pfmodel": __version__, "kernel": KERNEL_VERSION, "arches": list(matrix.arches),
+        "format": KILL_MATRIX_FORMAT, "pfmodel": __version__, "kernel": KERNEL_VERSION,
+        "arches": list(matrix.arches),
         "scopes": list(matrix.scopes), "complete": matrix.complete, "seconds": round(matrix.seconds, 3),
         "mutants": len(matrix.results), "killed": sum(1 for r in matrix.results if r.killed),
         "survived": [r.mutant.name for r in matrix.survivors],
@@ -257,8 +259,6 @@ def print_matrix(matrix: Any, out: Path | str) -> None:
         mark = {"killed": "[green]killed[/green]", "equivalent": "[yellow]equivalent[/yellow]",
                 "survived": "[red bold]SURVIVED[/red bold]"}[r.status]
         by = ", ".join(r.order) if r.order else (r.mutant.equivalent or "-")
-        if r.first is not None and r.first.by == "conformance":
-            by += f" [dim]({r.first.detail.replace('conformance violated ', '')})[/dim]"
         table.add_row(r.mutant.name, mark, by, r.engine if r.killed else "-", r.file or "-", f"{r.seconds:.1f}s")
     con.print(table)
     killed = sum(1 for r in matrix.results if r.killed)
