@@ -293,23 +293,30 @@ def describe_run(spec: MachineSpec, run: Run) -> str:
         kind = "write" if first.error_code & PF_WRITE else ("fetch" if first.error_code & PF_INSTR else "read")
     code = f" (error code {error_code_text(first.error_code)})" if first is not None else ""
     n = len(run.faults)
-    return (f"a {mode} {kind} at {a.address:#x}{code} ends {outcome_text(run.outcome)}"
+    article = "an" if mode[0] in "aeiou" else "a"
+    return (f"{article} {mode} {kind} at {a.address:#x}{code} ends {outcome_text(run.outcome)}"
             + (f" after {n} faults" if n > 1 else ""))
 
 
-# Decisions every ordinary fault takes; an explanation names the others.
-_ROUTINE = {"kmemcheck_active", "kmmio_fault", "kprobes_fault", "pf_rsvd", "user_mode", "regs_if",
-            "pf_write", "down_read_trylock", "find_vma", "vm_start_le_address", "fault_in_kernel_space",
-            "smap_violation", "faulthandler_disabled", "is_prefetch", "is_errata93", "is_errata100",
-            "is_f00f_bug", "die_notifier_stop", "memcg_oom_cleanup", "is_vm_hugetlb_page", "pud_alloc",
-            "pmd_alloc", "pmd_none_thp", "pmd_trans_huge", "pte_alloc", "pmd_trans_huge_after_alloc",
-            "in_interrupt", "vsyscall_emulated"}
+# Decisions every ordinary fault takes, and the ones whose "false" is worth telling.
+_ROUTINE = {"kmemcheck_active", "kmmio_fault", "kprobes_fault", "regs_if", "pf_write", "down_read_trylock",
+            "find_vma", "vm_start_le_address", "is_prefetch", "is_errata93", "is_errata100", "is_f00f_bug",
+            "die_notifier_stop", "memcg_oom_cleanup", "is_vm_hugetlb_page", "pud_alloc", "pmd_alloc",
+            "pmd_none_thp", "pmd_trans_huge", "pte_alloc", "pmd_trans_huge_after_alloc", "in_interrupt",
+            "vsyscall_emulated", "anon_pte_none_recheck", "userfaultfd_missing", "fault_retry", "fault_error",
+            "major", "v8086_mode", "anon_vm_shared", "guard_lowest_page", "check_stack_guard_page"}
+_FALSE_MATTERS = {"access_error", "fixup_exception", "bad_area_pf_user", "user_mode", "fault_in_kernel_space",
+                  "vm_growsdown", "stack_cushion_exceeded", "expand_stack", "pte_present", "pte_write",
+                  "search_exception_tables", "allow_retry", "fatal_signal_pending", "flags_user"}
 
 
-def _decisions(steps: list[str], limit: int = 6) -> str:
-    interesting = [s for s in steps if s.split(ARROW)[0] not in _ROUTINE or not s.endswith(f"{ARROW}false")]
-    interesting = [s for s in interesting if s.split(ARROW)[0] not in _ROUTINE] or interesting
-    return ", ".join(interesting[-limit:])
+def _decisions(steps: list[str], limit: int = 7) -> str:
+    def telling(step: str) -> bool:
+        label, _, value = step.partition(ARROW)
+        if label in _ROUTINE:
+            return False
+        return value != "false" or label in _FALSE_MATTERS
+    return ", ".join([s for s in steps if telling(s)][:limit])
 
 
 def explain(spec: MachineSpec, run: Run, violation: Violation, prop: Property | None = None,
@@ -323,9 +330,9 @@ def explain(spec: MachineSpec, run: Run, violation: Violation, prop: Property | 
         k = violation.fault
         parts.append(f"The property says: {statement}")
         fault = f"fault {k} " if len(run.faults) > 1 else ""
-        parts.append(f"Here {what}; its {fault}decisions include {_decisions(lines[k - 1])}.")
+        parts.append(f"Here {what}; its {fault}decisions: {_decisions(lines[k - 1])}.")
         if mutant is None and prop is not None and prop.expected == "violated":
-            parts.append(f"Why the belief fails: {prop.rationale}")
+            parts.append(f"Why: {prop.rationale}")
         elif mutant is None and prop is not None:
             parts.append(f"The kernel's rule: {prop.rationale}")
     else:
@@ -383,6 +390,21 @@ def property_fails(prop: Property, mutant: Any = None,
 
 
 def _hardware_possible(spec: MachineSpec, mutant: Any = None) -> bool:
+    """Realism: every error code is one the hardware can produce there, and an error code
+    the scenario gives matches its access (kind, mode, implicit supervisor access), so the
+    re-executed access is the one that faulted."""
+    from .x86.constants import PF_INSTR, PF_USER, PF_WRITE
+
+    a = spec.access
+    if a.error_code is not None:
+        ec = a.error_code
+        kind = "write" if ec & PF_WRITE else ("fetch" if ec & PF_INSTR else "read")
+        if a.kind != kind:
+            return False
+        if ec & PF_USER and a.mode != "user":
+            return False
+        if a.mode == "user" and kind != "fetch" and bool(a.implicit) != (not ec & PF_USER):
+            return False
     return all(f.hardware_possible for f in observe(spec, _overrides(mutant)).run.faults)
 
 

@@ -132,10 +132,17 @@ class _Search:
         self.cache: dict[str, bool] = {}
         self.stats = MinimizeStats()
 
-    def test(self, spec: MachineSpec) -> bool:
+    @staticmethod
+    def key(spec: MachineSpec) -> str | None:
+        """The machine's fingerprint; None for a spec that is not a valid machine."""
         try:
-            key = fingerprint(spec)
+            return fingerprint(spec)
         except (PfmodelError, ValueError, KeyError):
+            return None
+
+    def test(self, spec: MachineSpec) -> bool:
+        key = self.key(spec)
+        if key is None:
             return False
         if key in self.cache:
             return self.cache[key]
@@ -170,8 +177,11 @@ def minimize(spec: MachineSpec, fails: Predicate, *, budget: int = 20000) -> tup
             while progress and not search.stats.budget_hit:
                 progress = False
                 base = cost(current)
+                here = search.key(current)
                 for candidate in make(current):
-                    if cost(candidate) < base and search.test(candidate):
+                    # (a candidate with the same fingerprint is the same machine spelled
+                    # differently, e.g. a default ip made explicit: not a step)
+                    if cost(candidate) < base and search.key(candidate) != here and search.test(candidate):
                         current = candidate  # restart the pass from the smaller spec
                         search.stats.accepted += 1
                         changed = progress = True
