@@ -729,14 +729,15 @@ class _Case:
     reads: set[str]
 
 
-def evaluate_symbolic(prop: Property, path: SymPath, sym: SymSpace) -> list[_Case]:
+def evaluate_symbolic(prop: Property, path: SymPath, sym: SymSpace, view: SymView | None = None) -> list[_Case]:
     """The premise and predicate of ``prop`` on ``path`` as formulas, once per value of
-    every choice input the predicate reads and the path left open."""
+    every choice input the predicate reads and the path left open.  ``view``: a view of
+    the path to share between properties (used while no open choice is read)."""
     out: list[_Case] = []
     todo: list[dict[str, Any]] = [{}]
     while todo:
         extra = todo.pop()
-        view = SymView(path, sym, extra)
+        view = view if (view is not None and not extra) else SymView(path, sym, extra)
         try:
             w = True if prop.when is None else _as_bool(prop.when(view), prop)
             if w is False:
@@ -1087,11 +1088,12 @@ def run_smt_chunk(task: _SmtTask, props: list[Property] | None = None) -> _SmtCh
             chunk.conformance_checked += 1
             if dis is not None:
                 add_disagreement(dis)
+        shared = SymView(path, sym)
         for p in props:
             res = results[p.name]
             t0 = time.perf_counter()
             res.checked += 1
-            cases = evaluate_symbolic(p, path, sym)
+            cases = evaluate_symbolic(p, path, sym, shared)
             if cases:
                 res.applicable += 1
             if p.needs_simulator:

@@ -86,6 +86,19 @@ class Z3Ops:
         self.true = True
         self.false = False
         self._neg: dict[int, z3.BoolRef] = {}
+        # Terms built from long-lived input variables, by the Python identity of their
+        # operands (kept alive in the value, so an identity is never reused): the same
+        # test on the same bit group is one z3 term, built once.
+        self._memo: dict[tuple, tuple[Any, Any]] = {}
+
+    def _cached(self, key_obj: Any, tag: Any, build: Callable[[], Any]) -> Any:
+        key = (id(key_obj), tag)
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is key_obj:
+            return hit[1]
+        value = build()
+        self._memo[key] = (key_obj, value)
+        return value
 
     # -- constants -------------------------------------------------------------------
     def bool_(self, b: bool) -> bool:
@@ -263,7 +276,7 @@ class Z3Ops:
         if x.k & ~c or c & ~union:
             return False                      # a bit always set is not in c, or c needs a bit never set
         if c == 0:
-            terms = [p == 0 for p, _ in x.parts]  # type: ignore[union-attr]
+            terms = [self._cached(p, "==0", lambda p=p: p == 0) for p, _ in x.parts]  # type: ignore[union-attr]
             return terms[0] if len(terms) == 1 else z3.And(*terms)
         return x.t == c
 
@@ -306,7 +319,8 @@ class Z3Ops:
                 for p, pm in x.parts:
                     keep = pm & m
                     if keep:
-                        parts.append((p if keep == pm else p & keep, keep))
+                        parts.append((p if keep == pm else self._cached(p, ("&", keep), lambda p=p, k=keep: p & k),
+                                      keep))
                 return self.fragments(w, x.k & m, parts)
         return SWord.of(self._t(x) & self._t(y), w)
 
