@@ -123,6 +123,8 @@ class MinimizeStats:
     accepted: int = 0
     rounds: int = 0
     budget_hit: bool = False
+    errors: list[str] = dataclasses.field(default_factory=list)   # candidates the simulator crashed on
+    crashed: MachineSpec | None = None
 
 
 class _Search:
@@ -154,6 +156,12 @@ class _Search:
             ok = bool(self.fails(spec))
         except PfmodelError:  # an impossible machine (the simulator refuses it)
             ok = False
+        except Exception as e:  # noqa: BLE001 - a synthesized candidate the simulator cannot run
+            # (kept, not hidden: the first one is reported in the stats)
+            ok = False
+            if not self.stats.errors:
+                self.stats.errors.append(f"{type(e).__name__}: {e} (scenario {key})")
+                self.stats.crashed = copy.deepcopy(spec)
         self.cache[key] = ok
         return ok
 

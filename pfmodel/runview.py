@@ -105,7 +105,7 @@ def _entry_inputs(spec: MachineSpec, regs: Any, error_code: int) -> dict[str, An
         "extable": regs.ip in m.config.exception_table, "cpu.smap": bool(m.cpu.cr4 & X86_CR4_SMAP),
         "task.has_mm": task.mm is not None, "task.context": _task_context(task),
         "task.fatal_signal": bool(task.tif_sigpending and SIGKILL in task.pending),
-        "task.memcg_oom": bool(spec.task.memcg_oom),
+        "task.memcg_oom": bool(task.memcg_in_oom),   # as it is now (a fault may have cleaned it up)
         "task.cap_sys_rawio": bool(task.cap_sys_rawio), "task.cap_ipc_lock": bool(task.cap_ipc_lock),
         "kernel.numa_balancing": bool(m.config.numa_balancing),
         "env.mmap_sem": spec.env.mmap_sem, "env.page_lock": spec.env.page_lock,
