@@ -12,7 +12,6 @@ from pfmodel.explore.smt import (
     SmtExplorer,
     SymSpace,
     compare_paths,
-    exhaustive_signatures,
     prove_partition,
 )
 from pfmodel.model.inputs import ARCHES, DEFAULT_SCOPES
