@@ -293,7 +293,7 @@ def describe_run(spec: MachineSpec, run: Run) -> str:
         kind = "write" if first.error_code & PF_WRITE else ("fetch" if first.error_code & PF_INSTR else "read")
     code = f" (error code {error_code_text(first.error_code)})" if first is not None else ""
     n = len(run.faults)
-    article = "an" if mode[0] in "aeiou" else "a"
+    article = "an" if mode.startswith("implicit") else "a"
     return (f"{article} {mode} {kind} at {a.address:#x}{code} ends {outcome_text(run.outcome)}"
             + (f" after {n} faults" if n > 1 else ""))
 
