@@ -1069,7 +1069,12 @@ def run_smt_chunk(task: _SmtTask, props: list[Property] | None = None) -> _SmtCh
     sim_best: dict[str, tuple[tuple, SymPath, dict[str, Any], Any]] = {}
     sigs: set = set()
 
+    seen_paths: set[int] = set()
+
     def add_disagreement(d: Disagreement) -> None:
+        if d.index in seen_paths:     # one per path (a witness of a property may repeat it)
+            return
+        seen_paths.add(d.index)
         chunk.disagreement_count += 1
         if len(chunk.disagreements) < MAX_SAVED_DISAGREEMENTS:
             chunk.disagreements.append(d)
@@ -1088,6 +1093,7 @@ def run_smt_chunk(task: _SmtTask, props: list[Property] | None = None) -> _SmtCh
             chunk.conformance_checked += 1
             if dis is not None:
                 add_disagreement(dis)
+                witness = run = None     # not a run of this path: simulator properties look again
         shared = SymView(path, sym)
         for p in props:
             res = results[p.name]
@@ -1097,7 +1103,8 @@ def run_smt_chunk(task: _SmtTask, props: list[Property] | None = None) -> _SmtCh
             if cases:
                 res.applicable += 1
             if p.needs_simulator:
-                _simulator_property(sym, ex, p, res, path, cases, witness, run, sim_best, chunk)
+                _simulator_property(sym, ex, p, res, path, cases, witness, run, sim_best, chunk,
+                                    add_disagreement)
                 res.seconds += time.perf_counter() - t0
                 continue
             for case in cases:
@@ -1159,13 +1166,14 @@ def _finish_counterexample(sym: SymSpace, res: SmtPropertyResult, path: SymPath,
 
 def _simulator_property(sym: SymSpace, ex: SmtExplorer, p: Property, res: SmtPropertyResult, path: SymPath,
                         cases: list[_Case], witness: dict[str, Any] | None, run: Any,
-                        sim_best: dict, chunk: _SmtChunk) -> None:
+                        sim_best: dict, chunk: _SmtChunk,
+                        add_disagreement: Callable[[Disagreement], None]) -> None:
     """A property judged on the simulator's run: one witness of the premise per path."""
     for case in cases:
         prem = case.when
         conds = [sym.is_value(n, v) for n, v in sorted(case.choices.items())]
         if prem is True and not conds and witness is not None:
-            bindings, r_run = witness, run
+            bindings, r_run, model = witness, run, path.model
         else:
             f = sym.ops.and_(prem, *conds) if conds else prem
             r, model = ex.solver.check(path.pc, sym.ops.bool_term(f))
@@ -1180,7 +1188,14 @@ def _simulator_property(sym: SymSpace, ex: SmtExplorer, p: Property, res: SmtPro
             r_run, dis = replay(sym, path, bindings)
             chunk.sim_runs += 1
             if dis is not None:
-                continue       # conformance reports it; the property is about the model's path
+                # The simulator does not take the model's path on this witness: that is a
+                # conformance violation, and the property cannot be judged on this run.
+                add_disagreement(dis)
+                res.unknown += 1
+                if len(res.reasons) < 3:
+                    res.reasons.append(f"{sym.arch}/{sym.scope} path {path.index}: the simulator left the "
+                                       "model's path on the witness")
+                continue
         view = SymView(path, sym, case.choices, sim=r_run, values=bindings)
         res.witnesses += 1
         try:
@@ -1191,6 +1206,8 @@ def _simulator_property(sym: SymSpace, ex: SmtExplorer, p: Property, res: SmtPro
             raise PropertyError(f"property {p.name} raised {type(e).__name__}: {e}", where=p.source,
                                 why=f"on {sym.arch}/{sym.scope} (smt) path {path.index}",
                                 todo="fix the predicate") from e
+        if isinstance(holds, z3.BoolRef):     # it read the path's (symbolic) final state
+            holds = z3.is_true(model.eval(holds, model_completion=True)) if model is not None else True
         if holds is False:
             res.violations += 1
             rank = _path_rank(path)
