@@ -1733,6 +1733,31 @@ def run_check_command(*, engine: str, names: tuple[str, ...], folders: tuple[str
     return report.exit_code
 
 
+# ---------------------------------------------------------------------------------
+# check(engine="smt" | "all"): the engine registry of pfmodel.explore.check
+# ---------------------------------------------------------------------------------
+
+def _registered(engine: str) -> Callable[..., Any]:
+    def runner(*, props: list[Property], names: tuple[str, ...], folders: tuple[str, ...], builtin: bool,
+               arches: tuple[str, ...], scopes: tuple[str, ...], engine: str, conformance: bool,
+               workers: int | None, out: str | None, error_codes: str,
+               progress: Callable[[int, int, str], None] | None) -> Any:
+        run = check_smt if engine == "smt" else check_all
+        return run(names=names, folders=folders, builtin=builtin, arches=arches, scopes=scopes,
+                   conformance=conformance, workers=workers, out=out, error_codes=error_codes, progress=progress)
+    return runner
+
+
+def _register() -> None:
+    from .check import register_engine
+
+    register_engine("smt", _registered("smt"))
+    register_engine("all", _registered("all"))
+
+
+_register()
+
+
 __all__ = ["SymSpace", "SmtExplorer", "SymPath", "PCNode", "IncSolver", "prove_partition",
            "compare_paths", "PathSetComparison", "PartitionProof", "MODES", "DEFAULT_TIMEOUT_MS",
            "SAT", "UNSAT", "UNKNOWN", "ARCHES", "check_smt", "SmtCheckReport", "SmtPropertyResult",
