@@ -298,6 +298,12 @@ class Expr:
         try:
             self.tree = ast.parse(src.replace("→", "->"), mode="eval").body
         except SyntaxError as e:
+            words = text.replace(",", " ").split()
+            if len(words) > 1 and all(re.fullmatch(r"[A-Za-z_-]+", w) for w in words):
+                unknown = [w for w in words if ALIASES.get(w.lower(), w.lower()) not in KEYWORDS
+                           and w.lower() not in FILLER and w.lower() != "not"]
+                raise UsageError(f"{what} {text!r}: unknown word(s) {', '.join(map(repr, unknown))} in a "
+                                 "keyword sentence", todo="keywords: " + ", ".join(KEYWORDS)) from None
             raise UsageError(f"{what} {text!r}: not an expression ({e.msg})",
                              todo="see `pfmodel find --help` for the condition language") from None
         self._check(self.tree)
