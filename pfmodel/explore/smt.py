@@ -1317,7 +1317,9 @@ def _merge_smt(props: list[Property], chunks: list[_SmtChunk], arches: tuple[str
             r.seconds += cr.seconds
             r.reasons.extend(cr.reasons)
             cx = cr.counterexample
-            if cx is not None and (r.counterexample is None or cx.rank < r.counterexample.rank):
+            # The best counterexample: one the hardware can produce, if any; then by rank.
+            if cx is not None and (r.counterexample is None or
+                                   (not cr.hardware, cx.rank) < (not r.hardware, r.counterexample.rank)):
                 r.counterexample, r.replay, r.hardware = cx, cr.replay, cr.hardware
     report.disagreements = report.disagreements[:MAX_SAVED_DISAGREEMENTS]
     return report
