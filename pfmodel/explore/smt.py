@@ -58,10 +58,6 @@ UNKNOWN_VERDICT = "unknown"
 SAT, UNSAT, UNKNOWN = "sat", "unsat", "unknown"
 
 
-class SmtUnknown(Exception):
-    """A solver query ended in ``unknown`` (or a timeout) where an answer was required."""
-
-
 # ---------------------------------------------------------------------------------
 # The symbolic input space
 # ---------------------------------------------------------------------------------
