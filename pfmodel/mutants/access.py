@@ -62,6 +62,26 @@ MUTANTS = [
         patches=(_access_error(_RWX_RULE, "    if vma.vm_flags & (VM_READ | VM_EXEC | VM_WRITE):  # mutant\n"
                                           "        return 1\n"),)),
     Mutant(
+        name="access_error_without_return",
+        summary="the access_error exit forgets its return: handle_mm_fault runs anyway",
+        description="A missing 'return' after bad_area_access_error: the signal is queued and "
+                    "mmap_sem released, then the fault carries on into handle_mm_fault (and "
+                    "releases mmap_sem a second time).",
+        patches=(Edit("__do_page_fault",
+                      "            bad_area_access_error(regs, error_code, address)\n            return\n",
+                      "            bad_area_access_error(regs, error_code, address)  # mutant: no return\n"),)),
+    Mutant(
+        name="smap_violation_without_return",
+        summary="the SMAP exit forgets its return: the fault carries on to mmap_sem and handle_mm_fault",
+        description="A missing 'return' after the SMAP violation's bad_area_nosemaphore: when the "
+                    "exception table fixes the access up, the handler goes on, takes mmap_sem and "
+                    "pages the user address in.",
+        patches=(Edit("__do_page_fault",
+                      "    if decide(\"smap_violation\", bool(smap_violation(error_code, regs))):\n"
+                      "        bad_area_nosemaphore(regs, error_code, address)\n        return\n",
+                      "    if decide(\"smap_violation\", bool(smap_violation(error_code, regs))):\n"
+                      "        bad_area_nosemaphore(regs, error_code, address)  # mutant: no return\n"),)),
+    Mutant(
         name="smap_violation_oopses_without_fixup",
         summary="a SMAP violation oopses without trying the exception table (the 5.12 rule)",
         description=(

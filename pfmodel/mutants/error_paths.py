@@ -86,6 +86,17 @@ MUTANTS = [
                       "        if not decide(\"oom_pf_user\", bool(error_code & PF_USER)):\n",
                       "        if not decide(\"oom_pf_user\", bool(error_code & PF_USER)) and False:  # mutant\n"),)),
     Mutant(
+        name="fixup_exception_any_ip",
+        summary="the exception-table lookup finds a fixup for every instruction",
+        description="A table search that returns the nearest entry instead of an exact match: "
+                    "every kernel-mode error is 'fixed up', and so is an implicit supervisor "
+                    "access made in user mode, whose user ip has no entry at all.",
+        patches=(Edit("fixup_exception",
+                      "    if regs.ip in config.exception_table:\n"
+                      "        regs.ip = config.fixup_base + 16 * config.exception_table.index(regs.ip)\n"
+                      "        return 1\n",
+                      "    regs.ip = config.fixup_base  # mutant: every ip has a fixup\n    return 1\n"),)),
+    Mutant(
         name="no_context_skips_fixup",
         summary="no_context never looks at the exception table",
         description="Every kernel-mode error oopses, even a copy_to_user with a fixup (T1 "

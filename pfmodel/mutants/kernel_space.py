@@ -39,6 +39,29 @@ MUTANTS = [
         patches=(Edit("__do_page_fault", "    if decide(\"pf_rsvd\", bool(error_code & PF_RSVD)):\n",
                       "    if decide(\"pf_rsvd\", bool(error_code & PF_RSVD)) and False:  # mutant\n"),)),
     Mutant(
+        name="faulthandler_disabled_atomic_only",
+        summary="faulthandler_disabled() tests only in_atomic(), not pagefault_disabled()",
+        description=(
+            "historical-bugs T5: before 4.2 the handler tested only in_atomic(), which does "
+            "not see pagefault_disable() on a kernel without preemption counting, hence the "
+            "separate pagefault_disabled counter.  The mutant forgets that counter: a "
+            "__copy_from_user_inatomic under pagefault_disable() sleeps on mmap_sem and pages "
+            "in."),
+        origin="historical-bugs T5",
+        patches=(Edit("faulthandler_disabled", "    return pagefault_disabled() or in_atomic()\n",
+                      "    return in_atomic()  # mutant: pagefault_disable() is not seen\n"),)),
+    Mutant(
+        name="faulthandler_disabled_without_return",
+        summary="the faults-disabled exit forgets its return: the fault goes on to mmap_sem",
+        description="A missing 'return' after bad_area_nosemaphore when page faults are disabled "
+                    "or there is no mm: after the fixup the handler sleeps on mmap_sem anyway "
+                    "(and, without an mm, dereferences NULL).",
+        patches=(Edit("__do_page_fault",
+                      "    if decide(\"faulthandler_disabled\", bool(faulthandler_disabled() or mm is None)):\n"
+                      "        bad_area_nosemaphore(regs, error_code, address)\n        return\n",
+                      "    if decide(\"faulthandler_disabled\", bool(faulthandler_disabled() or mm is None)):\n"
+                      "        bad_area_nosemaphore(regs, error_code, address)  # mutant: no return\n"),)),
+    Mutant(
         name="kernel_fast_path_ignores_prot",
         summary="vmalloc_fault is tried for kernel protection faults too",
         description="Only a not-present supervisor fault (no RSVD, USER or PROT bit) can be a "

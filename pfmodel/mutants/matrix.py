@@ -146,7 +146,8 @@ def check_mutant(mutant: Mutant, props: list[Property], *, arches: Iterable[str]
                             result.add(Kill("conformance", detail=dis.describe(), disagreement=dis, **where))
                         if sim_over:
                             _sim_side(result, holds, obs, spec, where)
-                    if result.killed and stop == STOP_FIRST:
+                    # (a crash alone does not stop the search: a replayable kill is wanted)
+                    if stop == STOP_FIRST and any(by != "crash" for by in result.order):
                         result.seconds = time.perf_counter() - t0
                         return result
     result.seconds = time.perf_counter() - t0
@@ -253,7 +254,8 @@ def save_kill(result: MutantResult, props: list[Property], out: str | Path,
         save,
     )
 
-    kill = kill or result.first
+    if kill is None:
+        kill = next((result.kills[by] for by in result.order if by != "crash"), None)
     if kill is None or kill.by == "crash":
         return ""
     mutant = result.mutant
