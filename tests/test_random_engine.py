@@ -92,3 +92,13 @@ def test_the_random_engine_finds_the_thp_mutant_the_model_cannot_reach():
                           mutant=BUILTIN["thp_fallback_reaches_handler"], names=["outcome_total"])
     assert report.results[0].violations
     assert ("handle_mm_fault", "VM_FAULT_FALLBACK") in report.model_gaps
+
+
+@pytest.mark.slow
+def test_random_max_counterexamples_gives_distinct_paths(tmp_path):
+    report = random_check(seed=0, examples=150, names=["naive_user_fault_never_oops"], max_counterexamples=3,
+                          model_gaps=False, out=str(tmp_path))
+    files = report.results[0].files
+    assert len(files) >= 2
+    assert len({json.dumps(load(f).trace) for f in files}) == len(files)
+    assert all(replay_path(f).ok for f in files)

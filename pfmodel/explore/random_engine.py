@@ -50,6 +50,7 @@ class RandomResult:
     not_evaluable: str = ""
     seconds: float = 0.0
     first: MachineSpec | None = None
+    distinct: list[tuple[MachineSpec, tuple]] = field(default_factory=list)  # (spec, first-fault path)
     shrunk: MachineSpec | None = None
     file: str = ""
     files: list[str] = field(default_factory=list)
@@ -167,6 +168,9 @@ def random_check(*, seed: int = DEFAULT_SEED, examples: int = DEFAULT_EXAMPLES, 
                 r.violations += 1
                 if r.first is None:
                     r.first = spec
+                path = tuple(obs.run.faults[0].trace.keys()) if obs.run.faults else ()
+                if len(r.distinct) < max_counterexamples and all(path != p for _, p in r.distinct):
+                    r.distinct.append((spec, path))
             r.seconds += time.perf_counter() - t
 
     search()
@@ -219,11 +223,17 @@ def write_files(report: RandomReport, out: str | Path, mutant: Any, max_countere
     for r in report.results:
         if r.shrunk is None:
             continue
-        cx, _ = minimized_property_counterexample(r.prop, r.shrunk, mutant=mutant,
-                                                  name=f"{r.prop.name} (random, seed {report.seed})")
+        name = f"{r.prop.name} (random, seed {report.seed})"
+        cx, _ = minimized_property_counterexample(r.prop, r.shrunk, mutant=mutant, name=name)
         path = save(cx, out)
         r.file = str(path)
         r.files = [str(path)]
+        # More, on request: the first violations with other decisions, each minimized on its path.
+        for spec, keys in r.distinct[1:max_counterexamples]:
+            cx, _ = minimized_property_counterexample(r.prop, spec, mutant=mutant, name=name, same_path=list(keys))
+            extra = str(save(cx, out))
+            if extra not in r.files:
+                r.files.append(extra)
 
 
 def gaps(decisions: set[tuple[str, str]], arch: str | None) -> list[tuple[str, str]]:
@@ -251,7 +261,7 @@ def report_json(report: RandomReport) -> dict[str, Any]:
             "name": r.prop.name, "expected": r.prop.expected, "verdict": r.verdict,
             "as_expected": r.as_expected, "examples_checked": r.checked, "examples_applicable": r.applicable,
             "violations": r.violations, "vacuous": r.vacuous, "not_evaluable": r.not_evaluable or None,
-            "seconds": round(r.seconds, 4), "counterexample": r.file or None,
+            "seconds": round(r.seconds, 4), "counterexample": r.file or None, "counterexamples": r.files,
             "replay": f"pfmodel replay {r.file}" if r.file else None,
         } for r in report.results],
         "model_gaps": [f"{label} → {value}" for label, value in report.model_gaps],
@@ -288,7 +298,8 @@ def print_report(report: RandomReport, console: Any) -> None:
         if r.file:
             style, end = ("", "") if r.as_expected else ("[red bold]", "[/red bold]")
             console.print(f"{style}{r.prop.name} is violated{end}")
-            console.print(f"    pfmodel replay {r.file}")
+            for f in r.files:
+                console.print(f"    pfmodel replay {f}")
     if report.model_gaps:
         shown = ", ".join(f"{label} → {value}" for label, value in report.model_gaps[:12])
         more = f" (+{len(report.model_gaps) - 12} more)" if len(report.model_gaps) > 12 else ""
