@@ -993,8 +993,12 @@ def create_huge_pmd(m: Machine, s: State) -> None:
     (FALLBACK: the 4 KiB path then runs)."""
     o = m.o
     write = bool(s.flags & FAULT_FLAG_WRITE)
+    prepared = True  # anon_vma_prepare ran (it does unless the range check falls back first)
     if _vma_kind(m, s) != "anon":
         r = VM_FAULT_FALLBACK
+    elif m.split(_huge_range_outside_vma(m, s)):
+        r = VM_FAULT_FALLBACK                      # the aligned 2 MiB range leaves the VMA
+        prepared = False
     elif m.split(_anon_vma_prepare_fails(m, s)):
         r = VM_FAULT_OOM
     elif not write:
@@ -1013,13 +1017,23 @@ def create_huge_pmd(m: Machine, s: State) -> None:
         pmd = o.word((0x3FC00 << 12) | _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_PSE, 64)
         s.pmd = o.ite(o.test(_vm_flags(m, s), VM_WRITE), lambda: o.bor(pmd, _PAGE_RW), pmd)
         s.pmd_written_by = "do_huge_pmd_anonymous_page"
-    if r != VM_FAULT_OOM and _vma_kind(m, s) == "anon":
+    if prepared and r != VM_FAULT_OOM and _vma_kind(m, s) == "anon":
         s.anon_vma = {**s.anon_vma, s.vma: o.true}
     m.record(s, "create_huge_pmd", vm_fault_str(r))
     if r & VM_FAULT_FALLBACK:
         m.goto(s, "__handle_mm_fault:pte_alloc")
     else:
         _return_mm(m, s, r)
+
+
+def _huge_range_outside_vma(m: Machine, s: State) -> Any:
+    """KF 2.4.4: do_huge_pmd_anonymous_page falls back unless the whole PMD-aligned
+    range around the address lies inside the VMA (vm_start may have moved by growth)."""
+    o = m.o
+    size = 1 << (22 if m.arch == "i386" else 21)
+    haddr = o.band(_addr(m), ((1 << m.W) - 1) & ~(size - 1))
+    end = m.layout.vma(s.vma).end
+    return o.or_(o.ult(haddr, s.vm_start[s.vma]), lambda: o.ugt(o.add(haddr, size), end))
 
 
 @action("__handle_mm_fault:pmd_trans_huge", "pmd_trans_huge")

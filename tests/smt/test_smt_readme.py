@@ -19,7 +19,7 @@ FACTS = {
         "maximum of sp - address = 0x10080 (65664)",
         "  the simulator agrees",
         "(address and sp range over every 64-bit value (canonical addresses only",
-        "(address and sp range over every 32-bit value, except faults that grow the helper VMA A",
+        "(address and sp range over every 32-bit value; every other input over its scope's domain)",
     ],
     "pfmodel check --engine smt --property kernel_address_lockless --all-error-codes": [
         "kernel_address_lockless │ holds    │ holds       │ ok",
