@@ -62,6 +62,30 @@ MUTANTS = [
                       "    if fatal_signal_pending(current()):  # mutant (pre-3.12): bail out\n"
                       "        return\n"),)),
     Mutant(
+        name="memcg_cleanup_despite_oom",
+        summary="handle_mm_fault cleans the memcg OOM state up even when the fault returns VM_FAULT_OOM",
+        description=(
+            "Seeded from historical-bugs 8.2: the memcg OOM recorded during a user fault must "
+            "survive until pagefault_out_of_memory, whose mem_cgroup_oom_synchronize(true) "
+            "handles it inside the memcg.  Cleaned up early, the memcg OOM is lost and the "
+            "global OOM killer runs instead."),
+        patches=(Edit("handle_mm_fault",
+                      "bool(oom.task_in_memcg_oom(current()) and not ret & VM_FAULT_OOM)):\n",
+                      "bool(oom.task_in_memcg_oom(current()))):  # mutant: also after VM_FAULT_OOM\n"),)),
+    Mutant(
+        name="memcg_oom_for_kernel_faults",
+        summary="handle_mm_fault arms the memcg OOM killer for kernel-mode faults too",
+        description=(
+            "Seeded from the 8.2 series (519e52473ebe 'memcg: enable memcg OOM killer only for "
+            "user faults'): a kernel fault may hold locks the OOM victim needs, so only user "
+            "faults arm the memcg OOM handling; the mutant arms it for every fault."),
+        patches=(Edit("handle_mm_fault",
+                      "    if flags & FAULT_FLAG_USER:\n        oom.mem_cgroup_oom_enable()\n",
+                      "    if True:  # mutant: kernel faults too\n        oom.mem_cgroup_oom_enable()\n"),
+                 Edit("handle_mm_fault",
+                      "    if flags & FAULT_FLAG_USER:\n        oom.mem_cgroup_oom_disable()\n",
+                      "    if True:\n        oom.mem_cgroup_oom_disable()\n"),)),
+    Mutant(
         name="dying_task_skips_oom_killer",
         summary="pagefault_out_of_memory returns at once for a task with a fatal signal pending",
         description=(
