@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PfmodelError
+from ..x86.constants import PAGE_SIZE
 
 CFLAGS = ("-O1", "-mno-red-zone", "-Wall", "-Wextra", "-std=gnu11")
 TIMEOUT_SECONDS = 10.0
-
-PAGE_SIZE = 4096
 
 # /proc/self/pagemap bits (Documentation/admin-guide/mm/pagemap.rst).
 PM_PRESENT = 1 << 63
