@@ -54,6 +54,9 @@ All strategies are deterministic functions of Hypothesis's choice sequence, so
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import lru_cache
+
 from hypothesis import strategies as st
 
 from .sim.constants import (
@@ -190,6 +193,7 @@ def _weighted(*choices: tuple[int, st.SearchStrategy]) -> st.SearchStrategy:
     return st.sampled_from(table).flatmap(lambda i: strategies[i])
 
 
+@lru_cache(maxsize=None)
 def arches() -> st.SearchStrategy[str]:
     """An arch name."""
     return st.sampled_from(ARCH_NAMES)
@@ -197,15 +201,18 @@ def arches() -> st.SearchStrategy[str]:
 
 # --- Page-table entry values ----------------------------------------------------
 
+@lru_cache(maxsize=None)
 def _frames(arch: Arch) -> st.SearchStrategy[int]:
     """A physical frame address that fits every arch (below 4 GiB)."""
     return st.integers(0x100, 0xFFFFF).map(lambda pfn: pfn << 12)
 
 
+@lru_cache(maxsize=None)
 def _bitset(*masks: int) -> st.SearchStrategy[int]:
     return st.lists(st.sampled_from(masks), max_size=len(masks)).map(lambda ms: sum(set(ms)))
 
 
+@lru_cache(maxsize=None)
 def _present_ptes(arch: Arch) -> st.SearchStrategy[int]:
     nx = (_PAGE_NX,) if arch.has_nx else ()
     return st.builds(
@@ -216,6 +223,7 @@ def _present_ptes(arch: Arch) -> st.SearchStrategy[int]:
     )
 
 
+@lru_cache(maxsize=None)
 def _protnone_ptes(arch: Arch) -> st.SearchStrategy[int]:
     # PAGE_NONE (PROTNONE|ACCESSED) and NUMA hints: P=0, bit 8 = 1 (KF 1.3).
     nx = (_PAGE_NX,) if arch.has_nx else ()
@@ -226,6 +234,7 @@ def _protnone_ptes(arch: Arch) -> st.SearchStrategy[int]:
     )
 
 
+@lru_cache(maxsize=None)
 def _swap_ptes(arch: Arch) -> st.SearchStrategy[int]:
     """Swap, migration (types 30, 31) and hwpoison (type 29) entries (KF 1.3)."""
     types = st.one_of(st.integers(0, 3), st.sampled_from((29, 30, 31)), st.integers(0, 31))
@@ -242,6 +251,7 @@ def _swap_ptes(arch: Arch) -> st.SearchStrategy[int]:
     return st.builds(encode, types, offsets, soft_dirty).filter(bool)
 
 
+@lru_cache(maxsize=None)
 def _reserved_ptes(arch: Arch) -> st.SearchStrategy[int]:
     """Present entries with a reserved physical-address bit set (KF 3.5)."""
     if arch.entry_bytes == 4:
@@ -251,6 +261,7 @@ def _reserved_ptes(arch: Arch) -> st.SearchStrategy[int]:
     return st.builds(lambda v, bit: v | (1 << bit), _present_ptes(arch), st.integers(low, high))
 
 
+@lru_cache(maxsize=None)
 def pte_values(arch: str | Arch = "x86_64") -> st.SearchStrategy[int]:
     """One raw PTE word of ``arch``'s width: none, present (realistic rights), PROT_NONE,
     swap/migration/hwpoison, reserved bits set, or noise."""
@@ -265,10 +276,13 @@ def pte_values(arch: str | Arch = "x86_64") -> st.SearchStrategy[int]:
     )
 
 
+@lru_cache(maxsize=None)
 def pmd_values(arch: str | Arch = "x86_64", *, level: str = "pmd") -> st.SearchStrategy[int]:
     """A leaf-or-none entry for the pmd (or pud) level: none, a huge (PSE) page or a
     huge page with reserved bits; on the pmd level also a PROT_NONE/NUMA huge entry, a
-    THP being split (4.4) and an invalidated huge pmd (P=0, PSE=1).  Never a present
+    THP being split (4.4), also in the split's invalidated phase (P=0, PSE=1, SPLITTING:
+    4.4 clears P on a huge pmd only while splitting it, after setting SPLITTING; KF
+    1.2 pmd_present).  Never a present
     table link (the simulator builds those itself; a scenario link would point at
     memory that holds no table) and never a non-present pud other than none (4.4 has
     no such puds: the kernel would follow it as a table)."""
@@ -282,7 +296,7 @@ def pmd_values(arch: str | Arch = "x86_64", *, level: str = "pmd") -> st.SearchS
     if level == "pmd":
         options += [
             (1, st.builds(lambda f, r: f | _PAGE_PROTNONE | _PAGE_PSE | r, aligned, rights)),
-            (1, st.builds(lambda f, r: f | _PAGE_PSE | r, aligned, rights)),  # invalidated: P=0
+            (1, st.builds(lambda f, r: f | _PAGE_PSE | _PAGE_SPLITTING | r, aligned, rights)),  # split, P=0
             (1, huge.map(lambda v: v | _PAGE_SPLITTING)),
         ]
     if a.entry_bytes == 8:
@@ -403,6 +417,7 @@ def vma_layouts(draw, arch: str | Arch = "x86_64", *, max_vmas: int = 4,
 
 # --- Addresses ------------------------------------------------------------------
 
+@lru_cache(maxsize=None)
 def _kernel_addresses(a: Arch) -> st.SearchStrategy[int]:
     top = _user_top(a)
     if a.word_bits == 64:
@@ -443,6 +458,7 @@ def _addresses(draw, a: Arch, vmas: list[VmaSpec]) -> int:
     return draw(_kernel_addresses(a))
 
 
+@lru_cache(maxsize=None)
 def error_codes(*, odd: bool = True) -> st.SearchStrategy[int]:
     """An error code as do_page_fault receives it: mostly codes real hardware pushes,
     also any 6-bit combination and (``odd``) words with bits no CPU of the era sets."""
@@ -498,13 +514,17 @@ def _level_span(a: Arch, level: str) -> int:
 
 @st.composite
 def entry_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = None, *,
-                max_entries: int = 4, address: int | None = None) -> list[EntrySpec]:
+                max_entries: int = 4, address: int | None = None, realistic: bool = False,
+                numa_balancing: bool = False) -> list[EntrySpec]:
     """0..max_entries user page-table entries, mostly inside the VMAs and often at the
     faulting ``address``; levels "pte", "pmd" (not on 2-level) and "pud" (x86-64).
     No entry's span contains another's.  A pud entry (a 1 GiB page) covers no VMA and
     no stack can grow into it: Linux 4.4 maps 1 GiB pages only in hugetlbfs VMAs of the
     1 GiB size (which a VmaSpec cannot express), and every other walk of the kernel
-    would take such a pud for a table.  So pud entries only meet the MMU."""
+    would take such a pud for a table.  So pud entries only meet the MMU.
+
+    ``realistic``: only entries Linux 4.4 itself builds in the VMAs (see ``_as_built``);
+    ``numa_balancing`` then allows NUMA-hint (PROT_NONE) entries in accessible VMAs."""
     a = _arch(arch)
     top = _user_top(a)
     levels = ["pte"] * 4
@@ -533,6 +553,10 @@ def entry_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = 
         if level == "pud" and not _pud_allowed(base, base + span, vmas or []):
             continue
         value = draw(pte_values(a) if level == "pte" else pmd_values(a, level=level))
+        if realistic:
+            value = _as_built(level, base, base + span, value, vmas or [], numa_balancing)
+            if value is None:
+                continue
         spans.append((base, base + span))
         entries.append(EntrySpec(address=base, value=value, level=level))
     # The scenario format's canonical order: top level first, then by address.
@@ -540,22 +564,54 @@ def entry_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = 
     return entries
 
 
+_VM_RIGHTS = VM_READ | VM_WRITE | VM_EXEC
+
+
+def _as_built(level: str, lo: int, hi: int, value: int, vmas: list[VmaSpec], numa: bool) -> int | None:
+    """``value`` as Linux 4.4 could have stored it over [lo, hi), adjusted, or None when
+    it never stores such an entry there.  Inside a VMA: a present entry carries
+    _PAGE_USER (every user protection has it, KF 1.1); a PROT_NONE entry (P=0, bit 8)
+    is either a PROT_NONE mapping's or a NUMA hint, so an accessible VMA has one only
+    with NUMA balancing on; a hugetlb VMA holds no pte entries and, on the pmd level,
+    only none or present huge entries (no THP states).  Outside the VMAs the value is
+    kept: only the MMU meets it there."""
+    covering = [v for v in vmas if v.start < hi and lo < v.end]
+    if not covering:
+        return value
+    if any(v.flags & VM_HUGETLB for v in covering):
+        if level == "pte":
+            return None  # even a none pte means a pte table where the huge page goes
+        if value and (value & (_PAGE_PRESENT | _PAGE_PSE) != (_PAGE_PRESENT | _PAGE_PSE)
+                      or value & _PAGE_SPLITTING):
+            return None
+    if not value:
+        return value
+    if value & _PAGE_PRESENT:
+        return value | _PAGE_USER
+    if value & _PAGE_PROTNONE and not numa and any(v.flags & _VM_RIGHTS for v in covering):
+        return None
+    return value
+
+
 # --- Registers, CPU, task, kernel, environment ------------------------------------
 
 @st.composite
 def regs_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = None,
                *, mode: str = "user", fixup_ips: list[int] | None = None) -> RegsSpec:
-    """Registers: ip (None or a text address, sometimes one of ``fixup_ips``), sp (None,
-    or near a stack VMA), EFLAGS with IF/AC/TF varied, vm86 on 32-bit user mode only."""
+    """Registers: ip (None or a text address of the mode: kernel text, sometimes one of
+    ``fixup_ips``, in kernel mode; a user address in user mode, where the CPU runs no
+    kernel instruction and so no exception-table entry), sp (None, or near a stack
+    VMA), EFLAGS with IF/AC/TF varied, vm86 on 32-bit user mode only."""
     a = _arch(arch)
     ip = None
     if draw(st.booleans()):
-        if fixup_ips and draw(st.booleans()):
-            ip = draw(st.sampled_from(fixup_ips))
-        elif mode == "kernel":
-            ip = draw(st.sampled_from(_kernel_ips(a)))
+        if mode == "kernel":
+            if fixup_ips and draw(st.booleans()):
+                ip = draw(st.sampled_from(fixup_ips))
+            else:
+                ip = draw(_KERNEL_IPS[a.word_bits])
         else:
-            ip = draw(st.integers(0x400000, 0x500000))
+            ip = draw(_USER_IPS)
     sp = None
     stacks = [v for v in (vmas or []) if v.flags & VM_GROWSDOWN]
     if draw(st.integers(0, 2)) == 0:
@@ -580,6 +636,13 @@ def _kernel_ips(a: Arch) -> tuple[int, ...]:
     return (0xC1000000, 0xC1234560)
 
 
+# Static sub-strategies, built once (building them on every draw dominated its cost).
+_KERNEL_IPS = {bits: st.sampled_from(_kernel_ips(ARCHES[name])) for name, bits in
+               (("x86_64", 64), ("i386", 32))}
+_USER_IPS = st.integers(0x400000, 0x500000)
+
+
+@lru_cache(maxsize=None)
 def cpu_specs() -> st.SearchStrategy[CpuSpec]:
     """CPU features: SMAP, SMEP, NX, CR0.WP.  NX and WP are mostly on, as on the
     machines Linux 4.4 runs (with NX off, an NX bit in a present entry is reserved)."""
@@ -587,6 +650,7 @@ def cpu_specs() -> st.SearchStrategy[CpuSpec]:
     return st.builds(CpuSpec, smap=st.booleans(), smep=st.booleans(), nx=mostly_on, wp=mostly_on)
 
 
+@lru_cache(maxsize=None)
 def task_specs() -> st.SearchStrategy[TaskSpec]:
     """Task context: mm or not, pagefault_disable depth, atomic, signals, rlimits.
     Three tasks in five are ordinary (an mm, faults enabled, not atomic), so runs
@@ -659,6 +723,7 @@ def kernel_specs(draw, arch: str | Arch = "x86_64", *, fixup_ips: list[int] | No
     )
 
 
+@lru_cache(maxsize=None)
 def _results(max_size: int = 3) -> st.SearchStrategy[list[str]]:
     """Per-call answers of a callback: any VM_FAULT_* result, "0" and RETRY (the
     answers that drive the retry logic) more often than the rest."""
@@ -728,11 +793,19 @@ def machine_specs(
     env: st.SearchStrategy[EnvSpec] | None = None,
     cpu: st.SearchStrategy[CpuSpec] | None = None,
     task: st.SearchStrategy[TaskSpec] | None = None,
+    realistic: bool = False,
 ) -> MachineSpec:
     """A valid MachineSpec.  Fix ``arch``, ``mode`` ("user"/"kernel"), ``kind``
     ("read"/"write"/"fetch"), ``given_error_code`` or ``vma_kinds`` (see
     ``vma_layouts``) to narrow the search; pass strategies for ``env``, ``cpu`` or
-    ``task`` to replace those parts."""
+    ``task`` to replace those parts.
+
+    By default any machine the scenario format allows.  ``realistic``: only machines
+    Linux 4.4 can be in when the fault is taken (what the random engine checks
+    properties on): a user-mode fault comes from a task with an mm that runs user
+    code, so not atomic, not in an interrupt, with page faults enabled (KF 2.2.12);
+    the page-table entries are ones the kernel builds (``entry_specs(realistic=True)``);
+    hugetlb_fault answers only what 4.4's can return (``HUGETLB_RESULTS``)."""
     if arch is not None:
         _arch(arch)
     if mode not in (None, "user", "kernel"):
@@ -742,20 +815,49 @@ def machine_specs(
     name = arch or draw(arches())
     a = ARCHES[name]
     task_spec = draw(task if task is not None else task_specs())
+    if realistic:
+        mode = mode or draw(_MODES)
+        if mode == "user":
+            task_spec = replace(task_spec, has_mm=True, preempt_count=0, pagefault_disabled=0,
+                                in_interrupt=False)
     # A task without an mm (a kernel thread) has no VMAs and no user page tables.
     vmas = draw(vma_layouts(a, max_vmas=max_vmas, kinds=vma_kinds)) if task_spec.has_mm else []
     access = draw(access_specs(a, vmas, mode=mode, kind=kind, given_error_code=given_error_code))
     fixup_ips = list(_kernel_ips(a)[:1]) if draw(st.booleans()) else []
+    regs = draw(regs_specs(a, vmas, mode=access.mode, fixup_ips=fixup_ips))
+    cpu_spec = draw(cpu if cpu is not None else cpu_specs())
+    kernel = draw(kernel_specs(a, fixup_ips=fixup_ips, address=access.address))
+    entries = draw(entry_specs(a, vmas, max_entries=max_entries, address=access.address, realistic=realistic,
+                               numa_balancing=kernel.numa_balancing)) if task_spec.has_mm else []
     return MachineSpec(
         access=access,
         arch=name,
-        regs=draw(regs_specs(a, vmas, mode=access.mode, fixup_ips=fixup_ips)),
-        cpu=draw(cpu if cpu is not None else cpu_specs()),
+        regs=regs,
+        cpu=cpu_spec,
         task=task_spec,
-        kernel=draw(kernel_specs(a, fixup_ips=fixup_ips, address=access.address)),
+        kernel=kernel,
         vmas=vmas,
-        entries=draw(entry_specs(a, vmas, max_entries=max_entries, address=access.address))
-        if task_spec.has_mm else [],
-        env=draw(env if env is not None else env_specs()),
-        max_faults=draw(st.sampled_from((4, 4, 1, 2, 8))),
+        entries=entries,
+        env=draw(env if env is not None else (_realistic_env() if realistic else _default_env())),
+        # At least two faults, so a handled fault is re-executed and its progress seen.
+        max_faults=draw(_MAX_FAULTS),
     )
+
+
+_MODES = st.sampled_from(("user", "user", "kernel"))
+_MAX_FAULTS = st.sampled_from((4, 4, 2, 8))
+
+
+@lru_cache(maxsize=None)
+def _default_env() -> st.SearchStrategy[EnvSpec]:
+    return env_specs()
+
+
+# What 4.4's hugetlb_fault can return (KF 2.4.5): it waits for a page lock or a
+# migration instead of asking for a RETRY, and never answers NOPAGE, LOCKED or SIGSEGV.
+HUGETLB_RESULTS = ("0", "0", "MAJOR", "OOM", "SIGBUS", "HWPOISON")
+
+
+@lru_cache(maxsize=None)
+def _realistic_env() -> st.SearchStrategy[EnvSpec]:
+    return env_specs(hugetlb=st.lists(st.sampled_from(HUGETLB_RESULTS), min_size=1, max_size=3))

@@ -26,8 +26,8 @@ def _summary(report):
 
 
 def test_the_same_seed_gives_the_same_verdicts_and_the_same_files(tmp_path):
-    a = random_check(seed=7, examples=30, model_gaps=False, out=str(tmp_path / "a"))
-    b = random_check(seed=7, examples=30, model_gaps=False, out=str(tmp_path / "b"))
+    a = random_check(seed=7, examples=60, model_gaps=False, out=str(tmp_path / "a"))
+    b = random_check(seed=7, examples=60, model_gaps=False, out=str(tmp_path / "b"))
     assert _summary(a) == _summary(b)
     files_a = sorted(p.name for p in (tmp_path / "a").glob("*.json"))
     assert files_a == sorted(p.name for p in (tmp_path / "b").glob("*.json")) and files_a
@@ -76,7 +76,7 @@ def test_check_engine_random_cli(tmp_path):
                                  "--out", str(tmp_path), "--json"], catch_exceptions=False)
     doc = json.loads(r.output)
     assert doc["engine"] == "random" and doc["seed"] == 5 and doc["examples"] == 20
-    assert r.exit_code == doc["exit_status"] and r.exit_code in (0, 3)
+    assert r.exit_code == doc["exit_status"] == 0
     by = {p["name"]: p for p in doc["properties"]}
     assert by["outcome_total"]["verdict"] == "holds"
 

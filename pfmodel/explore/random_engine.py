@@ -109,7 +109,7 @@ def _settings(examples: int, phases: tuple[Phase, ...]) -> settings:
 
 
 def _strategy(arch: str | None) -> Any:
-    return machine_specs(arch)
+    return machine_specs(arch, realistic=True)
 
 
 def _observe(spec: MachineSpec, overrides: dict[str, Any], baseline: bool) -> tuple[Observation, Observation | None] | None:
