@@ -60,6 +60,7 @@ from functools import lru_cache
 from hypothesis import strategies as st
 
 from .sim.constants import (
+    KERNEL_MAPPINGS_START,
     TASK_SIZE_MAX,
     VM_ACCOUNT,
     VM_DONTEXPAND,
@@ -116,6 +117,7 @@ from .x86.constants import (
     _PAGE_DIRTY,
     _PAGE_GLOBAL,
     _PAGE_NX,
+    _PAGE_TABLE,
     _PAGE_PCD,
     _PAGE_PRESENT,
     _PAGE_PROTNONE,
@@ -554,7 +556,7 @@ def entry_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = 
             continue
         value = draw(pte_values(a) if level == "pte" else pmd_values(a, level=level))
         if realistic:
-            value = _as_built(level, base, base + span, value, vmas or [], numa_balancing)
+            value = _as_built(a, level, base, base + span, value, vmas or [], numa_balancing)
             if value is None:
                 continue
         spans.append((base, base + span))
@@ -567,14 +569,20 @@ def entry_specs(draw, arch: str | Arch = "x86_64", vmas: list[VmaSpec] | None = 
 _VM_RIGHTS = VM_READ | VM_WRITE | VM_EXEC
 
 
-def _as_built(level: str, lo: int, hi: int, value: int, vmas: list[VmaSpec], numa: bool) -> int | None:
+def _as_built(a: Arch, level: str, lo: int, hi: int, value: int, vmas: list[VmaSpec],
+              numa: bool) -> int | None:
     """``value`` as Linux 4.4 could have stored it over [lo, hi), adjusted, or None when
     it never stores such an entry there.  Inside a VMA: a present entry carries
     _PAGE_USER (every user protection has it, KF 1.1); a PROT_NONE entry (P=0, bit 8)
     is either a PROT_NONE mapping's or a NUMA hint, so an accessible VMA has one only
     with NUMA balancing on; a hugetlb VMA holds no pte entries and, on the pmd level,
     only none or present huge entries (no THP states).  Outside the VMAs the value is
-    kept: only the MMU meets it there."""
+    kept: only the MMU meets it there.  Anywhere, a present pmd/pud that is not a huge
+    page is a table link, which *_populate writes as exactly _PAGE_TABLE plus the
+    table's frame (reserved bits stay possible: a corrupted table is what pgtable_bad
+    is for, T17)."""
+    if value & _PAGE_PRESENT and level != "pte" and not value & _PAGE_PSE:
+        return _PAGE_TABLE  # frame 0: the machine builder allocates the table
     covering = [v for v in vmas if v.start < hi and lo < v.end]
     if not covering:
         return value
@@ -700,8 +708,8 @@ def kernel_specs(draw, arch: str | Arch = "x86_64", *, fixup_ips: list[int] | No
         for _ in range(draw(st.integers(1, 2))):
             addr = at if (at is not None and draw(st.booleans())) else draw(_kernel_addresses(a))
             addr -= addr % PAGE_SIZE
-            if any(m.address == addr for m in mappings):
-                continue
+            if addr < KERNEL_MAPPINGS_START[a.name] or any(m.address == addr for m in mappings):
+                continue  # the last user page is "kernel space" to the handler, but unmapped
             frame = draw(_frames(a))
             kernel_page = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_GLOBAL
             value = draw(st.one_of(

@@ -122,7 +122,10 @@ COME_BACK_LATER = (("pte_same", "false"), ("anon_pte_none_recheck", "false"), ("
                    ("swap_pte_same", "false"), ("numa_pte_same", "false"), ("pmd_trans_splitting", "true"),
                    ("swap_entry_kind", "migration"), ("handle_userfault", "0"), ("vma_fault", "VM_FAULT_NOPAGE"),
                    ("vma_fault", "VM_FAULT_MAJOR|VM_FAULT_NOPAGE"), ("page_mkwrite", "VM_FAULT_NOPAGE"),
-                   ("fault_retry", "true"))
+                   ("fault_retry", "true"),
+                   # pgtable_bad's die notifier said STOP (a debugger owns the oops): the
+                   # handler carries on over the corrupted entry, which faults again.
+                   ("die_notifier_stop", "true"))
 
 
 # Hardware quirks the handler answers by returning to re-execute the access, relying on

@@ -172,6 +172,11 @@ TASK_SIZE_MAX = {
     "i386": 0xC0000000,
 }
 SIZEOF_LONG = {"x86_64": 8, "i386-pae": 4, "i386": 4}
+# Where the kernel's own mappings (init_mm) start.  On x86-64 this is the canonical upper
+# half, not TASK_SIZE_MAX: the last user page 0x7ffffffff000 counts as kernel space for
+# fault_in_kernel_space, but no kernel mapping lives there (its top-level slot is user
+# memory's).
+KERNEL_MAPPINGS_START = {"x86_64": 0xFFFF800000000000, "i386-pae": 0xC0000000, "i386": 0xC0000000}
 VSYSCALL_ADDR = 0xFFFFFFFFFF600000  # x86_64 only
 
 
