@@ -50,6 +50,7 @@ from .scenario import (
     scenario_from_spec,
 )
 from .sim.result import Run
+from .strategies import realism_problem
 from .sim.spec import MachineSpec
 
 FORMAT = "pfmodel-counterexample/1"
@@ -472,6 +473,19 @@ def minimized_mutant_conformance(spec: MachineSpec, mutant: Any, *, name: str = 
     return cx, stats
 
 
+def minimization_predicate(prop: Property, start: MachineSpec, *, mutant: Any = None,
+                           same_path: list[tuple[str, str]] | None = None) -> Callable[[MachineSpec], bool]:
+    """What a candidate must satisfy to replace ``start`` while minimizing: it still
+    violates ``prop``, and it is no less real than the start was (never trade realism for
+    size: an error code the hardware can produce stays one, and a machine state the
+    kernel builds (``strategies.realism_problem``) stays one)."""
+    fails = property_fails(prop, mutant, same_path)
+    hardware = _hardware_possible(start, mutant)
+    realistic = realism_problem(start) is None
+    return lambda s: ((not hardware or _hardware_possible(s, mutant))
+                      and (not realistic or realism_problem(s) is None) and fails(s))
+
+
 def minimized_property_counterexample(prop: Property, spec: MachineSpec, *, mutant: Any = None,
                                       name: str = "", explanation: str = "", budget: int = 20000,
                                       same_path: list[tuple[str, str]] | None = None,
@@ -481,11 +495,7 @@ def minimized_property_counterexample(prop: Property, spec: MachineSpec, *, muta
     not violate the property on the simulator (a property the model judges on inputs the
     simulator cannot see), it is kept as it is."""
     spec = scenario_from_spec(spec).to_spec()
-    fails = property_fails(prop, mutant, same_path)
-    if _hardware_possible(spec, mutant):
-        # Never trade realism for size: keep error codes the hardware can produce.
-        inner = fails
-        fails = lambda s: _hardware_possible(s, mutant) and inner(s)  # noqa: E731
+    fails = minimization_predicate(prop, spec, mutant=mutant, same_path=same_path)
     stats = None
     if fails(spec):
         spec, stats = minimize(spec, fails, budget=budget)

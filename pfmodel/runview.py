@@ -71,10 +71,17 @@ class Observation:
     faults: list[FaultObservation] = field(default_factory=list)
 
 
+# Simulator functions that stand for another CPU's work: a PTE they store is not the
+# fault path's (the migrating CPU's remove_migration_pte, while the task waits).
+OTHER_CPU = ("migration_entry_wait",)
+
+
 def _writer(names: tuple[str, ...]) -> str | None:
     """The innermost function on the call stack that the model counts as a writer."""
     frame = sys._getframe(2)
     while frame is not None:
+        if frame.f_code.co_name in OTHER_CPU:
+            return None
         if frame.f_code.co_name in names:
             return frame.f_code.co_name
         frame = frame.f_back

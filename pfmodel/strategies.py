@@ -132,6 +132,7 @@ from .x86.constants import (
 from .x86.paging import ARCHES, Arch
 
 __all__ = [
+    "realism_problem",
     "ARCH_NAMES",
     "arches",
     "machine_specs",
@@ -576,8 +577,8 @@ def _as_built(a: Arch, level: str, lo: int, hi: int, value: int, vmas: list[VmaS
     _PAGE_USER (every user protection has it, KF 1.1); a PROT_NONE entry (P=0, bit 8)
     is either a PROT_NONE mapping's or a NUMA hint, so an accessible VMA has one only
     with NUMA balancing on; a hugetlb VMA holds no pte entries and, on the pmd level,
-    only none or present huge entries (no THP states).  Outside the VMAs the value is
-    kept: only the MMU meets it there.  Anywhere, a present pmd/pud that is not a huge
+    only none or present huge entries (no THP states).  Outside the VMAs only none
+    entries (munmap zaps the rest).  Anywhere, a present pmd/pud that is not a huge
     page is a table link, which *_populate writes as exactly _PAGE_TABLE plus the
     table's frame (reserved bits stay possible: a corrupted table is what pgtable_bad
     is for, T17)."""
@@ -585,7 +586,8 @@ def _as_built(a: Arch, level: str, lo: int, hi: int, value: int, vmas: list[VmaS
         return _PAGE_TABLE  # frame 0: the machine builder allocates the table
     covering = [v for v in vmas if v.start < hi and lo < v.end]
     if not covering:
-        return value
+        # munmap zaps what it unmaps: user space outside every VMA has no entries.
+        return None if value else value
     if any(v.flags & VM_HUGETLB for v in covering):
         if level == "pte":
             return None  # even a none pte means a pte table where the huge page goes
@@ -850,6 +852,33 @@ def machine_specs(
         # At least two faults, so a handled fault is re-executed and its progress seen.
         max_faults=draw(_MAX_FAULTS),
     )
+
+
+def realism_problem(spec: MachineSpec) -> str | None:
+    """Why Linux 4.4 could not be in ``spec`` when the fault is taken, or None.
+
+    The check behind ``machine_specs(realistic=True)``, for machines that were not drawn
+    by it (a minimizer's candidates): a user-mode fault comes from a task with an mm
+    running user code (a user ip, not atomic, not in an interrupt, page faults enabled);
+    the user page-table entries are ones the kernel builds (``_as_built``); init_mm's
+    entries are in the kernel half; the bound lets a handled fault be re-executed."""
+    a = ARCHES[spec.arch]
+    if spec.access.mode == "user":
+        t = spec.task
+        if not t.has_mm or t.preempt_count or t.pagefault_disabled or t.in_interrupt:
+            return "a user-mode fault from a task without an mm, atomic, in an interrupt or with faults disabled"
+        if spec.regs.ip is not None and spec.regs.ip >= _user_top(a):
+            return "a user-mode fault at a kernel ip"
+    if spec.max_faults < 2:
+        return "max_faults < 2: a handled fault is never re-executed"
+    if any(m.address < KERNEL_MAPPINGS_START[a.name] for m in spec.kernel.kernel_mappings):
+        return "an init_mm entry below the kernel half"
+    for e in spec.entries:
+        span = {"pte": PAGE_SIZE, "pmd": 1 << a.pmd_shift, "pud": 1 << a.pud_shift}[e.level]
+        lo = e.address - e.address % span
+        if _as_built(a, e.level, lo, lo + span, e.value, spec.vmas, spec.kernel.numa_balancing) != e.value:
+            return f"a {e.level} entry {e.value:#x} at {e.address:#x} that 4.4 does not build there"
+    return None
 
 
 _MODES = st.sampled_from(("user", "user", "kernel"))

@@ -99,17 +99,23 @@ def _kernel_oom(r):
 
 
 def _progress(r):
-    """P-PROGRESS on the simulator: no fault repeats itself unchanged and handled."""
+    """P-PROGRESS on the simulator: no handled fault comes back unchanged (a fault loop).
+
+    Reaching the run's bound is not itself a loop: a bound of two faults stops a run
+    whose first fault was left to be taken again (a race) before the second one's
+    progress can be seen.  A handled fault repeating an earlier one exactly (address,
+    error code, decisions) is."""
     run = r.sim
     if run is None:
         return True
-    if run.bound_hit:
-        return False
-    faults = run.faults
-    for a, b in zip(faults, faults[1:]):
-        if (a.outcome.kind == HANDLED and b.outcome == a.outcome and a.address == b.address
-                and a.error_code == b.error_code and a.trace.keys() == b.trace.keys()):
+    seen = set()
+    for f in run.faults:
+        if f.outcome.kind != HANDLED:
+            continue
+        key = (f.address, f.error_code, tuple(f.trace.keys()), f.outcome)
+        if key in seen:
             return False
+        seen.add(key)
     return True
 
 
