@@ -4,8 +4,9 @@ click group in ``pfmodel/cli.py``).  Bad input raises ``PfmodelError`` (exit sta
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -24,18 +25,21 @@ def _console(stderr: bool = False):
     return con
 
 
-def _progress_bar(enabled: bool):
-    """A rich progress bar on stderr (only on a terminal), as a (start, update, stop) triple."""
-    if not enabled:
-        return None
+@contextmanager
+def progress_reporter(enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
+    """A ``progress(done, total, what)`` callback that drives a rich progress bar on stderr
+    while the block runs (only when ``enabled`` and stderr is a terminal; else a no-op)."""
+    con = _console(stderr=True) if enabled else None
+    if con is None or not con.is_terminal:
+        yield lambda done, total, what: None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    con = _console(stderr=True)
-    if not con.is_terminal:
-        return None
     bar = Progress(TextColumn("[bold]checking[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=con, transient=True)
-    return bar
+    with bar:
+        task_id = bar.add_task("", total=None)
+        yield lambda done, total, what: bar.update(task_id, total=total, completed=done, description=what)
 
 
 # --- pfmodel check -------------------------------------------------------------------------
@@ -113,17 +117,7 @@ def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: 
     from .check import _check_out
     from .cxfiles import write_report_counterexamples
     _check_out(Path(out))
-    bar = _progress_bar(not as_json)
-    task_id = None
-
-    def progress(done: int, total: int, what: str) -> None:
-        if bar is not None:
-            bar.update(task_id, total=total, completed=done, description=what)
-
-    if bar is not None:
-        bar.start()
-        task_id = bar.add_task("", total=None)
-    try:
+    with progress_reporter(not as_json) as progress:
         report = check(names=names, folders=[str(f) for f in folders], builtin=not no_builtin,
                        arches=arches or ARCHES, scopes=scopes or DEFAULT_SCOPES, engine=engine,
                        conformance=not no_conformance, workers=workers, out=None,
@@ -131,9 +125,6 @@ def check_cmd(ctx: click.Context, engine: str, names: tuple[str, ...], folders: 
         # Minimized, explained counterexample files (pfmodel/explore/cxfiles.py).
         write_report_counterexamples(report, str(out), max_counterexamples=max_counterexamples,
                                      error_codes="all" if all_error_codes else "hardware")
-    finally:
-        if bar is not None:
-            bar.stop()
     from ..cxcli import mutant_vacuity, print_mutant_vacuity
     if as_json:
         click.echo(json.dumps({**report_json(report), "mutant_vacuity": mutant_vacuity(out)}, indent=2))

@@ -1698,19 +1698,9 @@ def run_check_command(*, engine: str, names: tuple[str, ...], folders: tuple[str
 
     import click
 
-    from .commands import _progress_bar
+    from .commands import progress_reporter
 
-    bar = _progress_bar(not as_json)
-    task_id = None
-
-    def progress(done: int, total: int, what: str) -> None:
-        if bar is not None:
-            bar.update(task_id, total=total, completed=done, description=what)
-
-    if bar is not None:
-        bar.start()
-        task_id = bar.add_task("", total=None)
-    try:
+    with progress_reporter(not as_json) as progress:
         if engine == "smt":
             report: Any = check_smt(names=names, folders=folders, builtin=builtin, arches=arches, scopes=scopes,
                                     conformance=conformance, workers=workers, out=out, error_codes=error_codes,
@@ -1719,9 +1709,6 @@ def run_check_command(*, engine: str, names: tuple[str, ...], folders: tuple[str
             report = check_all(names=names, folders=folders, builtin=builtin, arches=arches, scopes=scopes,
                                conformance=conformance, workers=workers, out=out, error_codes=error_codes,
                                timeout_ms=timeout_ms, progress=progress)
-    finally:
-        if bar is not None:
-            bar.stop()
     if engine == "smt":
         if as_json:
             click.echo(json.dumps(smt_report_json(report), indent=2))
