@@ -66,8 +66,21 @@ class Counterexample:
         return f"pfmodel replay {self.file}" if self.file else ""
 
 
+class Judged:
+    """What every engine's per-property result derives the same way from its verdict and
+    its path counts (``prop``, ``verdict``, ``checked``, ``applicable``)."""
+
+    @property
+    def as_expected(self) -> bool:
+        return self.verdict == self.prop.expected  # type: ignore[attr-defined]
+
+    @property
+    def vacuous(self) -> bool:
+        return self.checked > 0 and self.applicable == 0  # type: ignore[attr-defined]
+
+
 @dataclass
-class PropertyResult:
+class PropertyResult(Judged):
     prop: Property
     applicable: int = 0
     checked: int = 0
@@ -81,14 +94,6 @@ class PropertyResult:
         if self.violations:
             return VIOLATED
         return UNKNOWN if self.unknown else HOLDS
-
-    @property
-    def as_expected(self) -> bool:
-        return self.verdict == self.prop.expected
-
-    @property
-    def vacuous(self) -> bool:
-        return self.checked > 0 and self.applicable == 0
 
 
 @dataclass

@@ -47,6 +47,7 @@ from ..model.z3ops import SWord, Z3Ops
 from ..outcome import Outcome
 from ..sim.constants import VM_GROWSDOWN
 from ..properties import HOLDS, VIOLATED, Property, RunView, load_properties, select
+from .check import Judged
 from .conformance import Disagreement, check_path
 
 MODES = ("full", "scope")
@@ -932,7 +933,7 @@ SIM_REASON = ("needs the simulator's run: judged on one witness scenario per fea
 
 
 @dataclass
-class SmtPropertyResult:
+class SmtPropertyResult(Judged):
     prop: Property
     applicable: int = 0        # paths on which the premise can hold
     checked: int = 0
@@ -961,14 +962,6 @@ class SmtPropertyResult:
             return f"{SIM_REASON} ({self.witnesses} witnesses, no violation)"
         first = self.reasons[0] if self.reasons else "unknown"
         return f"z3 answered unknown on {self.unknown} path(s): {first}"
-
-    @property
-    def as_expected(self) -> bool:
-        return self.verdict == self.prop.expected
-
-    @property
-    def vacuous(self) -> bool:
-        return self.checked > 0 and self.applicable == 0
 
 
 @dataclass
