@@ -425,8 +425,8 @@ def _kernel_addresses(a: Arch) -> st.SearchStrategy[int]:
     top = _user_top(a)
     if a.word_bits == 64:
         fixed = (top, top + PAGE_SIZE - 1, PAGE_OFFSET_64, START_KERNEL_MAP_64, VSYSCALL_ADDR,
-                 VSYSCALL_ADDR + 0x400, VMALLOC_START_64, 0xFFFF800000000000, 0xFFFFFFFFFFFFF000)
-        anywhere = st.integers(0xFFFF800000000000, 0xFFFFFFFFFFFFFFFF)
+                 VSYSCALL_ADDR + 0x400, VMALLOC_START_64, KERNEL_MAPPINGS_START["x86_64"], 0xFFFFFFFFFFFFF000)
+        anywhere = st.integers(KERNEL_MAPPINGS_START["x86_64"], 0xFFFFFFFFFFFFFFFF)
         vmalloc = st.integers(0, 0xFFFFF).map(lambda n: VMALLOC_START_64 + n * PAGE_SIZE)
     else:
         fixed = (top, VMALLOC_START_32, 0xFFFFF000, 0xFFFFFFFF)

@@ -12,6 +12,7 @@ import fnmatch
 from dataclasses import dataclass, replace
 
 from ..errors import UsageError
+from ..sim.constants import KERNEL_MAPPINGS_START
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -26,7 +27,7 @@ PRE_STATES = ("untouched", "read", "written", "fork", "dontneed", "mprotect")
 # paging (47-bit user space), which is what the scenario's x86_64 geometry models.
 NULL = 0
 LAST_USER_PAGE = (1 << 47) - PAGE          # TASK_SIZE_MAX: canonical, but not user space
-KERNEL_HOLE = 0xFFFF800000000000           # lowest canonical kernel address, never mapped
+KERNEL_HOLE = KERNEL_MAPPINGS_START["x86_64"]  # lowest canonical kernel address, never mapped
 VSYSCALL = 0xFFFFFFFFFF600000
 NONCANONICAL = 1 << 47                     # raises #GP, not #PF
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PfmodelError
+from ..sim.constants import KERNEL_MAPPINGS_START
 from ..x86.constants import PAGE_SIZE
 
 CFLAGS = ("-O1", "-mno-red-zone", "-Wall", "-Wextra", "-std=gnu11")
@@ -35,7 +36,7 @@ PM_MMAP_EXCLUSIVE = 1 << 56
 PM_SOFT_DIRTY = 1 << 55
 PM_PFN_MASK = (1 << 55) - 1
 
-KERNEL_HALF = 0xFFFF800000000000   # lowest canonical kernel address (4-level paging)
+KERNEL_HALF = KERNEL_MAPPINGS_START["x86_64"]   # lowest canonical kernel address (4-level paging)
 
 SIGBUS = 7
 SIGSEGV = 11
